@@ -106,7 +106,6 @@ func ParseEnvelope(b []byte) (*Envelope, error) {
 	e.Nonce = b[n : n+NonceSize : n+NonceSize]
 	n += NonceSize
 	sealedLen := binary.BigEndian.Uint32(b[n:])
-	n += 4
 	if sealedLen < TagSize || sealedLen > MaxEnvelopePlaintext+TagSize {
 		return nil, fmt.Errorf("envelope: sealed length %d: %w", sealedLen, ErrMalformed)
 	}
