@@ -1,0 +1,132 @@
+package node
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/hsmsim/hsmsim/cryptocore"
+)
+
+// Config configures one HSM. Fill it from DefaultConfig and check it with
+// Validate; New does both.
+type Config struct {
+	// NodeID names the HSM (CloudHSM's "hsm-..." id); also its Raft server id.
+	NodeID string
+	// AZ is the simulated availability zone, e.g. "us-east-1a".
+	AZ string
+	// ClusterID is the cluster the HSM belongs to; the cluster CSR names it.
+	ClusterID string
+	// DataDir holds the Raft log, snapshots, the device key and the sealed
+	// cluster secrets.
+	DataDir string
+
+	// APIAddr is the gRPC listen address; ignored when APIListener is set.
+	APIAddr string
+	// RaftAddr is the Raft listen address; ignored when RaftListener is set.
+	RaftAddr string
+	// APIListener and RaftListener, when set, are used instead of listening
+	// (tests pass 127.0.0.1:0 listeners).
+	APIListener, RaftListener net.Listener
+	// AdvertiseAPI and AdvertiseRaft are the addresses peers reach this HSM
+	// at; default the listeners' addresses.
+	AdvertiseAPI, AdvertiseRaft string
+	// MetricsAddr, when set, serves Prometheus metrics at /metrics.
+	MetricsAddr string
+
+	// DeviceCert is the HSM's device certificate and key, signed by the
+	// hardware CA.
+	DeviceCert tls.Certificate
+	// HardwareCA is the simulated manufacturer's CA: device certificates and
+	// the control plane's client certificate chain to it.
+	HardwareCA *x509.Certificate
+
+	// Join, when set and the HSM holds no cluster secrets yet, makes the HSM
+	// join an existing cluster instead of waiting to be initialized.
+	Join *JoinConfig
+
+	// Raft timing. Defaults suit a LAN; tests shorten them.
+	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
+	// SnapshotThreshold is how many log entries trigger a snapshot.
+	SnapshotThreshold uint64
+	// SnapshotInterval is how often Raft checks whether to snapshot.
+	SnapshotInterval time.Duration
+	// TrailingLogs is how many entries stay in the log after a snapshot.
+	TrailingLogs uint64
+
+	// PasswordParams are the Argon2id parameters for new password hashes.
+	PasswordParams cryptocore.PasswordParams
+	// ReadYourWritesTimeout bounds how long a request waits for this replica
+	// to apply its session's last write.
+	ReadYourWritesTimeout time.Duration
+	// MaxSessions bounds the sessions this HSM holds.
+	MaxSessions int
+
+	// Logger receives structured logs; default hclog's default logger.
+	Logger hclog.Logger
+}
+
+// JoinConfig tells a new HSM where its cluster is.
+type JoinConfig struct {
+	// Addrs are members' API addresses to fetch the cluster secrets from.
+	Addrs []string
+	// TrustAnchorPEM is the cluster's trust anchor, to authenticate members.
+	TrustAnchorPEM string
+}
+
+// DefaultConfig returns a Config with every optional field at its default.
+// Raft timings are hashicorp/raft's defaults (1 s heartbeat and election
+// timeouts, 500 ms leader lease): a leader's loss is noticed within about a
+// second and an election settles in one or two more.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout:      time.Second,
+		ElectionTimeout:       time.Second,
+		LeaderLeaseTimeout:    500 * time.Millisecond,
+		CommitTimeout:         50 * time.Millisecond,
+		SnapshotThreshold:     8192,
+		SnapshotInterval:      2 * time.Minute,
+		TrailingLogs:          10240,
+		PasswordParams:        cryptocore.DefaultPasswordParams,
+		ReadYourWritesTimeout: 5 * time.Second,
+		MaxSessions:           1024,
+	}
+}
+
+// Validate reports the first problem with c.
+func (c *Config) Validate() error {
+	switch {
+	case c.NodeID == "":
+		return errors.New("node: NodeID is required")
+	case c.AZ == "":
+		return errors.New("node: AZ is required")
+	case c.ClusterID == "":
+		return errors.New("node: ClusterID is required")
+	case c.DataDir == "":
+		return errors.New("node: DataDir is required")
+	case c.APIListener == nil && c.APIAddr == "":
+		return errors.New("node: APIAddr or APIListener is required")
+	case c.RaftListener == nil && c.RaftAddr == "":
+		return errors.New("node: RaftAddr or RaftListener is required")
+	case len(c.DeviceCert.Certificate) == 0 || c.DeviceCert.PrivateKey == nil:
+		return errors.New("node: DeviceCert is required")
+	case c.HardwareCA == nil:
+		return errors.New("node: HardwareCA is required")
+	case c.HeartbeatTimeout < 5*time.Millisecond || c.ElectionTimeout < 5*time.Millisecond:
+		return fmt.Errorf("node: Raft timeouts too short (heartbeat %v, election %v)", c.HeartbeatTimeout, c.ElectionTimeout)
+	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
+		return fmt.Errorf("node: LeaderLeaseTimeout %v exceeds HeartbeatTimeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	case c.ReadYourWritesTimeout <= 0:
+		return errors.New("node: ReadYourWritesTimeout must be positive")
+	case c.MaxSessions < 1:
+		return errors.New("node: MaxSessions must be positive")
+	case c.Join != nil && (len(c.Join.Addrs) == 0 || c.Join.TrustAnchorPEM == ""):
+		return errors.New("node: Join needs Addrs and TrustAnchorPEM")
+	}
+	return nil
+}

@@ -1,0 +1,47 @@
+// Package keydb is an HSM cluster's key database as a plain, deterministic
+// state machine: users, key objects, admitted members and quorum settings.
+// The Raft adapter (node/fsm) feeds it the committed log; everything else in
+// the node reads it.
+//
+// # Contract
+//
+//   - Apply is deterministic. Given the same state and the same command every
+//     replica computes the same new state and the same Result: Apply reads no
+//     clock, draws no random number and never lets map iteration order reach
+//     a result, a handle or a snapshot. Key handles come from a counter in the
+//     state, starting at 1.
+//   - A business failure (unknown user, duplicate key id, a non-owner deleting
+//     a key, a quota reached, ...) is a Result with a code, never a panic or
+//     an error, and leaves the state unchanged apart from the applied index.
+//     Every handler validates completely before it mutates anything.
+//   - Result messages never carry secrets: no password hash, no key material.
+//   - Snapshot encodes the whole state with sorted lists and deterministic
+//     protobuf marshaling, so equal states give equal bytes. Restore decodes
+//     and validates into a new state and swaps it in; on error the database is
+//     unchanged.
+//   - Reads run concurrently with Apply (a sync.RWMutex) and return copies:
+//     the caller may keep or change what it gets without touching the
+//     database.
+//
+// # What keydb does not do
+//
+// keydb never sees plaintext key material: a key record holds the material
+// sealed by the node's barrier, and keydb cannot open it. It does not verify
+// passwords (it stores Argon2id hashes made by the node), quorum tokens, or
+// the role of a session's user before proposing: the node checks those, and
+// keydb re-checks what depends on the replicated state (the actor exists and
+// has the role, only a key's owner changes the key, a key id is unique), so
+// that a stale replica cannot allow what the log forbids.
+//
+// # Rules, after AWS CloudHSM
+//
+// Users are admins (manage users) and crypto users (own and use keys); the
+// unactivated admin created by InitCluster becomes an admin on Activate.
+// Admins cannot own keys; only a key's owner deletes, shares, unshares it or
+// changes its attributes; a user that owns keys cannot be deleted and the
+// last admin cannot be deleted. The fifth consecutive failed login locks a
+// user; an admin's password reset unlocks. The two halves of a key pair may
+// share a key id; otherwise an id is unique. Quotas follow CloudHSM's
+// (reference §5.2): MaxUsers users, MaxKeys key objects and MaxMembers HSMs
+// per cluster.
+package keydb

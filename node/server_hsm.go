@@ -1,0 +1,596 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/hsmsim/hsmsim/cryptocore"
+	"github.com/hsmsim/hsmsim/node/barrier"
+	"github.com/hsmsim/hsmsim/node/keydb"
+	"github.com/hsmsim/hsmsim/node/keyops"
+	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
+	hsmfsmv1 "github.com/hsmsim/hsmsim/proto/hsmfsm/v1"
+)
+
+// Password length bounds for new passwords (CloudHSM: 8 to 32 characters).
+const (
+	minPasswordLen = 8
+	maxPasswordLen = 32
+	// maxLoginInput bounds what Login reads before refusing.
+	maxLoginInput = 1024
+	// maxRandom is the most GenerateRandom returns at once.
+	maxRandom = 4096
+	// materialVersion is the version of a key record's material: hsmsim
+	// writes key material once, so it is always 1 for now.
+	materialVersion = 1
+)
+
+// hsmServer serves hsmv1.HsmService, the customer's API.
+type hsmServer struct {
+	hsmv1.UnsafeHsmServiceServer
+	n *Node
+}
+
+// sessionFor returns the caller's session after this replica has applied
+// the session's last write (read-your-writes). The session's user must still
+// exist with the session's role: a deleted user's sessions end everywhere.
+func (n *Node) sessionFor(ctx context.Context, roles ...hsmv1.Role) (*session, error) {
+	s, ok := n.sessions.get(tokenFrom(ctx))
+	if !ok {
+		return nil, ErrNoSession
+	}
+	if err := n.waitApplied(ctx, s.lastIndex.Load()); err != nil {
+		return nil, err
+	}
+	if u, ok := n.db.User(s.user); !ok || u.Info.GetRole() != s.role {
+		n.sessions.close(tokenFrom(ctx))
+		return nil, ErrNoSession
+	}
+	if len(roles) > 0 && !slices.Contains(roles, s.role) {
+		return nil, fmt.Errorf("%w: a %s cannot make this call", ErrForbidden, roleName(s.role))
+	}
+	return s, nil
+}
+
+// write proposes cmd for the session, remembers its index for
+// read-your-writes, and waits until this replica has applied it.
+func (n *Node) write(ctx context.Context, s *session, cmd *hsmfsmv1.Command) (*hsmfsmv1.Result, error) {
+	res, index, err := n.propose(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	if s != nil {
+		s.observe(index)
+	}
+	if err := n.waitApplied(ctx, index); err != nil {
+		return nil, err
+	}
+	return res, resultError(res)
+}
+
+func roleName(r hsmv1.Role) string {
+	switch r {
+	case hsmv1.Role_ROLE_ADMIN:
+		return "admin"
+	case hsmv1.Role_ROLE_CRYPTO_USER:
+		return "crypto user"
+	case hsmv1.Role_ROLE_UNACTIVATED_ADMIN:
+		return "unactivated admin"
+	case hsmv1.Role_ROLE_APPLIANCE:
+		return "appliance user"
+	}
+	return "user"
+}
+
+func checkNewPassword(p string) error {
+	if n := utf8.RuneCountInString(p); n < minPasswordLen || n > maxPasswordLen || !utf8.ValidString(p) {
+		return invalid(fmt.Sprintf("password must be %d to %d characters", minPasswordLen, maxPasswordLen))
+	}
+	return nil
+}
+
+func (s *hsmServer) Login(ctx context.Context, req *hsmv1.LoginRequest) (*hsmv1.LoginResponse, error) {
+	resp, err := s.n.login(ctx, req)
+	return resp, toStatus(err)
+}
+
+func (n *Node) login(ctx context.Context, req *hsmv1.LoginRequest) (*hsmv1.LoginResponse, error) {
+	switch {
+	case req.GetUsername() == "" || len(req.GetUsername()) > maxLoginInput:
+		return nil, invalid("username is required (at most 31 characters)")
+	case req.GetPassword() == "" || len(req.GetPassword()) > maxLoginInput:
+		return nil, invalid("password is required")
+	case req.GetRole() == hsmv1.Role_ROLE_UNSPECIFIED || hsmv1.Role_name[int32(req.GetRole())] == "":
+		return nil, invalid("role is required")
+	}
+	if n.db.Cluster().State == hsmfsmv1.ClusterState_CLUSTER_STATE_UNINITIALIZED {
+		return nil, ErrNotInitialized
+	}
+	u, ok := n.db.User(req.GetUsername())
+	if !ok || u.Info.GetRole() != req.GetRole() {
+		return nil, fmt.Errorf("%w: login failed", ErrForbidden)
+	}
+	if u.Info.GetLocked() {
+		return nil, fmt.Errorf("%w: user %q is locked after too many failed logins; an admin must reset its password", ErrForbidden, req.GetUsername())
+	}
+	if err := cryptocore.VerifyPassword(u.PasswordHash, []byte(req.GetPassword())); err != nil {
+		n.log.Info("login failed", "user", req.GetUsername())
+		// Count the failure cluster-wide; the lock must hold on every HSM.
+		if _, _, perr := n.propose(ctx, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_RecordLoginFailure{
+			RecordLoginFailure: &hsmfsmv1.RecordLoginFailure{Username: req.GetUsername()}}}); perr != nil {
+			n.log.Warn("cannot record a failed login", "user", req.GetUsername(), "error", perr)
+		}
+		return nil, fmt.Errorf("%w: login failed", ErrForbidden)
+	}
+	index := n.fsm.AppliedIndex()
+	if u.Info.GetFailedLogins() > 0 {
+		res, i, err := n.propose(ctx, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_ResetLoginFailures{
+			ResetLoginFailures: &hsmfsmv1.ResetLoginFailures{Username: req.GetUsername()}}})
+		if err != nil {
+			return nil, err
+		}
+		if err := resultError(res); err != nil {
+			return nil, err
+		}
+		index = i
+	}
+	token, _, err := n.sessions.open(u.Info.GetUsername(), u.Info.GetRole(), index)
+	if err != nil {
+		return nil, err
+	}
+	n.log.Info("login", "user", req.GetUsername(), "role", roleName(u.Info.GetRole()))
+	return &hsmv1.LoginResponse{Session: token, HsmId: n.cfg.NodeID, AppliedIndex: index}, nil
+}
+
+func (s *hsmServer) Logout(ctx context.Context, _ *hsmv1.LogoutRequest) (*hsmv1.LogoutResponse, error) {
+	if _, ok := s.n.sessions.get(tokenFrom(ctx)); !ok {
+		return nil, toStatus(ErrNoSession)
+	}
+	s.n.sessions.close(tokenFrom(ctx))
+	return &hsmv1.LogoutResponse{}, nil
+}
+
+func (s *hsmServer) ActivateCluster(ctx context.Context, req *hsmv1.ActivateClusterRequest) (*hsmv1.ActivateClusterResponse, error) {
+	sess, err := s.n.sessionFor(ctx, hsmv1.Role_ROLE_UNACTIVATED_ADMIN)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := checkNewPassword(req.GetAdminPassword()); err != nil {
+		return nil, toStatus(err)
+	}
+	hash, err := cryptocore.HashPassword([]byte(req.GetAdminPassword()), s.n.cfg.PasswordParams)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_Activate{Activate: &hsmfsmv1.Activate{PasswordHash: hash}}})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.n.log.Info("cluster activated", "cluster_id", s.n.cfg.ClusterID)
+	return &hsmv1.ActivateClusterResponse{}, nil
+}
+
+func (s *hsmServer) CreateUser(ctx context.Context, req *hsmv1.CreateUserRequest) (*hsmv1.CreateUserResponse, error) {
+	sess, err := s.n.sessionFor(ctx, hsmv1.Role_ROLE_ADMIN)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	switch {
+	case req.GetUsername() == "":
+		return nil, toStatus(invalid("username is required"))
+	case req.GetRole() != hsmv1.Role_ROLE_ADMIN && req.GetRole() != hsmv1.Role_ROLE_CRYPTO_USER:
+		return nil, toStatus(invalid("role must be admin or crypto user"))
+	}
+	if err := checkNewPassword(req.GetPassword()); err != nil {
+		return nil, toStatus(err)
+	}
+	hash, err := cryptocore.HashPassword([]byte(req.GetPassword()), s.n.cfg.PasswordParams)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_CreateUser{CreateUser: &hsmfsmv1.CreateUser{
+		Actor: sess.user, Username: req.GetUsername(), Role: req.GetRole(), PasswordHash: hash}}})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.n.log.Info("user created", "actor", sess.user, "user", req.GetUsername(), "role", roleName(req.GetRole()))
+	return &hsmv1.CreateUserResponse{}, nil
+}
+
+func (s *hsmServer) DeleteUser(ctx context.Context, req *hsmv1.DeleteUserRequest) (*hsmv1.DeleteUserResponse, error) {
+	sess, err := s.n.sessionFor(ctx, hsmv1.Role_ROLE_ADMIN)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if req.GetUsername() == "" {
+		return nil, toStatus(invalid("username is required"))
+	}
+	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_DeleteUser{DeleteUser: &hsmfsmv1.DeleteUser{
+		Actor: sess.user, Username: req.GetUsername()}}})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.n.sessions.closeUser(req.GetUsername())
+	s.n.log.Info("user deleted", "actor", sess.user, "user", req.GetUsername())
+	return &hsmv1.DeleteUserResponse{}, nil
+}
+
+func (s *hsmServer) ListUsers(ctx context.Context, _ *hsmv1.ListUsersRequest) (*hsmv1.ListUsersResponse, error) {
+	if _, err := s.n.sessionFor(ctx); err != nil {
+		return nil, toStatus(err)
+	}
+	return &hsmv1.ListUsersResponse{Users: s.n.db.Users()}, nil
+}
+
+func (s *hsmServer) ChangePassword(ctx context.Context, req *hsmv1.ChangePasswordRequest) (*hsmv1.ChangePasswordResponse, error) {
+	sess, err := s.n.sessionFor(ctx, hsmv1.Role_ROLE_ADMIN, hsmv1.Role_ROLE_CRYPTO_USER)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if req.GetUsername() == "" {
+		return nil, toStatus(invalid("username is required"))
+	}
+	if err := checkNewPassword(req.GetNewPassword()); err != nil {
+		return nil, toStatus(err)
+	}
+	hash, err := cryptocore.HashPassword([]byte(req.GetNewPassword()), s.n.cfg.PasswordParams)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_SetPassword{SetPassword: &hsmfsmv1.SetPassword{
+		Actor: sess.user, Username: req.GetUsername(), PasswordHash: hash}}})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.n.log.Info("password changed", "actor", sess.user, "user", req.GetUsername())
+	return &hsmv1.ChangePasswordResponse{}, nil
+}
+
+// createKey seals material, proposes the key (a pair when pub is set) and
+// returns the stored attributes.
+func (n *Node) createKey(ctx context.Context, sess *session, attrs, pub *hsmv1.KeyAttributes, material []byte) (*hsmv1.KeyAttributes, *hsmv1.KeyAttributes, error) {
+	defer cryptocore.Zero(material)
+	rid, err := cryptocore.RandomBytes(barrier.RecordIDSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	attrs.RecordId = rid
+	sealed, err := n.barrier.SealRecord(rid, materialVersion, material)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := &hsmfsmv1.CreateKey{Actor: sess.user, Template: attrs, SealedMaterial: sealed}
+	if pub != nil {
+		if pub.RecordId, err = cryptocore.RandomBytes(barrier.RecordIDSize); err != nil {
+			return nil, nil, err
+		}
+		cmd.Pair, cmd.PublicTemplate = true, pub
+	}
+	res, err := n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_CreateKey{CreateKey: cmd}})
+	if err != nil {
+		return nil, nil, err
+	}
+	k, ok := n.db.Key(res.GetHandle())
+	if !ok {
+		return nil, nil, fmt.Errorf("node: created key %d not found", res.GetHandle())
+	}
+	n.log.Info("key created", "actor", sess.user, "handle", res.GetHandle())
+	if pub == nil {
+		return k.Attributes, nil, nil
+	}
+	p, ok := n.db.Key(res.GetPublicHandle())
+	if !ok {
+		return nil, nil, fmt.Errorf("node: created key %d not found", res.GetPublicHandle())
+	}
+	return k.Attributes, p.Attributes, nil
+}
+
+func (s *hsmServer) GenerateSymmetricKey(ctx context.Context, req *hsmv1.GenerateSymmetricKeyRequest) (*hsmv1.GenerateSymmetricKeyResponse, error) {
+	sess, err := s.n.sessionFor(ctx, hsmv1.Role_ROLE_CRYPTO_USER)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	attrs, material, err := keyops.GenerateSymmetric(req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	key, _, err := s.n.createKey(ctx, sess, attrs, nil, material)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &hsmv1.GenerateSymmetricKeyResponse{Key: key}, nil
+}
+
+func (s *hsmServer) GenerateKeyPair(ctx context.Context, req *hsmv1.GenerateKeyPairRequest) (*hsmv1.GenerateKeyPairResponse, error) {
+	sess, err := s.n.sessionFor(ctx, hsmv1.Role_ROLE_CRYPTO_USER)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	pub, priv, material, err := keyops.GenerateKeyPair(req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	privAttrs, pubAttrs, err := s.n.createKey(ctx, sess, priv, pub, material)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &hsmv1.GenerateKeyPairResponse{PublicKey: pubAttrs, PrivateKey: privAttrs}, nil
+}
+
+func (s *hsmServer) FindKeys(ctx context.Context, req *hsmv1.FindKeysRequest) (*hsmv1.FindKeysResponse, error) {
+	sess, err := s.n.sessionFor(ctx, hsmv1.Role_ROLE_ADMIN, hsmv1.Role_ROLE_CRYPTO_USER)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	f := keydb.KeyFilter{Label: req.GetLabel(), ID: req.GetId(), Class: req.GetClass(), Type: req.GetType(), Owner: req.GetOwner()}
+	if sess.role == hsmv1.Role_ROLE_CRYPTO_USER {
+		f.UsableBy = sess.user
+	}
+	return &hsmv1.FindKeysResponse{Keys: s.n.db.FindKeys(f)}, nil
+}
+
+// visibleKey returns a key the session may see: any key for an admin, the
+// keys it owns or that are shared with it for a crypto user. Other keys are
+// reported as not found, as CloudHSM does.
+func (n *Node) visibleKey(sess *session, handle uint64) (keydb.Key, error) {
+	if handle == 0 {
+		return keydb.Key{}, invalid("handle is required")
+	}
+	k, ok := n.db.Key(handle)
+	if ok && (sess.role == hsmv1.Role_ROLE_ADMIN || k.Attributes.GetOwner() == sess.user ||
+		slices.Contains(k.Attributes.GetSharedUsers(), sess.user)) {
+		return k, nil
+	}
+	return keydb.Key{}, &resultErr{r: &hsmfsmv1.Result{Code: hsmfsmv1.Code_CODE_NOT_FOUND, Message: fmt.Sprintf("key %d not found", handle)}}
+}
+
+// usableKey returns a key a crypto user may use, with its material opened.
+// The caller zeroes the material.
+func (n *Node) usableKey(ctx context.Context, handle uint64) (*hsmv1.KeyAttributes, []byte, error) {
+	sess, err := n.sessionFor(ctx, hsmv1.Role_ROLE_CRYPTO_USER)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := n.visibleKey(sess, handle)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(k.SealedMaterial) == 0 {
+		return k.Attributes, nil, nil
+	}
+	material, err := n.barrier.OpenRecord(k.Attributes.GetRecordId(), materialVersion, k.SealedMaterial)
+	if err != nil {
+		n.log.Error("cannot open a key record", "handle", handle, "error", err)
+		return nil, nil, fmt.Errorf("node: key %d: %w", handle, err)
+	}
+	return k.Attributes, material, nil
+}
+
+func (s *hsmServer) GetAttributes(ctx context.Context, req *hsmv1.GetAttributesRequest) (*hsmv1.GetAttributesResponse, error) {
+	sess, err := s.n.sessionFor(ctx, hsmv1.Role_ROLE_ADMIN, hsmv1.Role_ROLE_CRYPTO_USER)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	k, err := s.n.visibleKey(sess, req.GetHandle())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &hsmv1.GetAttributesResponse{Key: k.Attributes}, nil
+}
+
+func (s *hsmServer) SetAttribute(ctx context.Context, req *hsmv1.SetAttributeRequest) (*hsmv1.SetAttributeResponse, error) {
+	sess, err := s.n.sessionFor(ctx, hsmv1.Role_ROLE_CRYPTO_USER)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if req.GetHandle() == 0 {
+		return nil, toStatus(invalid("handle is required"))
+	}
+	cmd := &hsmfsmv1.SetKeyAttribute{Actor: sess.user, Handle: req.GetHandle()}
+	switch a := req.GetAttribute().(type) {
+	case *hsmv1.SetAttributeRequest_Label:
+		cmd.Attribute = &hsmfsmv1.SetKeyAttribute_Label{Label: a.Label}
+	case *hsmv1.SetAttributeRequest_Id:
+		cmd.Attribute = &hsmfsmv1.SetKeyAttribute_Id{Id: a.Id}
+	case *hsmv1.SetAttributeRequest_Extractable:
+		cmd.Attribute = &hsmfsmv1.SetKeyAttribute_Extractable{Extractable: a.Extractable}
+	case *hsmv1.SetAttributeRequest_Encrypt:
+		cmd.Attribute = &hsmfsmv1.SetKeyAttribute_Encrypt{Encrypt: a.Encrypt}
+	case *hsmv1.SetAttributeRequest_Decrypt:
+		cmd.Attribute = &hsmfsmv1.SetKeyAttribute_Decrypt{Decrypt: a.Decrypt}
+	case *hsmv1.SetAttributeRequest_Wrap:
+		cmd.Attribute = &hsmfsmv1.SetKeyAttribute_Wrap{Wrap: a.Wrap}
+	case *hsmv1.SetAttributeRequest_Unwrap:
+		cmd.Attribute = &hsmfsmv1.SetKeyAttribute_Unwrap{Unwrap: a.Unwrap}
+	case *hsmv1.SetAttributeRequest_Sign:
+		cmd.Attribute = &hsmfsmv1.SetKeyAttribute_Sign{Sign: a.Sign}
+	case *hsmv1.SetAttributeRequest_Verify:
+		cmd.Attribute = &hsmfsmv1.SetKeyAttribute_Verify{Verify: a.Verify}
+	default:
+		return nil, toStatus(invalid("an attribute to set is required"))
+	}
+	if _, err := s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_SetKeyAttribute{SetKeyAttribute: cmd}}); err != nil {
+		return nil, toStatus(err)
+	}
+	k, err := s.n.visibleKey(sess, req.GetHandle())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &hsmv1.SetAttributeResponse{Key: k.Attributes}, nil
+}
+
+func (s *hsmServer) ShareKey(ctx context.Context, req *hsmv1.ShareKeyRequest) (*hsmv1.ShareKeyResponse, error) {
+	sess, err := s.n.sessionFor(ctx, hsmv1.Role_ROLE_CRYPTO_USER)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if req.GetHandle() == 0 || req.GetUsername() == "" {
+		return nil, toStatus(invalid("handle and username are required"))
+	}
+	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_ShareKey{ShareKey: &hsmfsmv1.ShareKey{
+		Actor: sess.user, Handle: req.GetHandle(), Username: req.GetUsername()}}})
+	return &hsmv1.ShareKeyResponse{}, toStatus(err)
+}
+
+func (s *hsmServer) UnshareKey(ctx context.Context, req *hsmv1.UnshareKeyRequest) (*hsmv1.UnshareKeyResponse, error) {
+	sess, err := s.n.sessionFor(ctx, hsmv1.Role_ROLE_CRYPTO_USER)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if req.GetHandle() == 0 || req.GetUsername() == "" {
+		return nil, toStatus(invalid("handle and username are required"))
+	}
+	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_UnshareKey{UnshareKey: &hsmfsmv1.UnshareKey{
+		Actor: sess.user, Handle: req.GetHandle(), Username: req.GetUsername()}}})
+	return &hsmv1.UnshareKeyResponse{}, toStatus(err)
+}
+
+func (s *hsmServer) DeleteKey(ctx context.Context, req *hsmv1.DeleteKeyRequest) (*hsmv1.DeleteKeyResponse, error) {
+	sess, err := s.n.sessionFor(ctx, hsmv1.Role_ROLE_CRYPTO_USER)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if req.GetHandle() == 0 {
+		return nil, toStatus(invalid("handle is required"))
+	}
+	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_DeleteKey{DeleteKey: &hsmfsmv1.DeleteKey{
+		Actor: sess.user, Handle: req.GetHandle()}}})
+	if err == nil {
+		s.n.log.Info("key deleted", "actor", sess.user, "handle", req.GetHandle())
+	}
+	return &hsmv1.DeleteKeyResponse{}, toStatus(err)
+}
+
+func (s *hsmServer) Encrypt(ctx context.Context, req *hsmv1.EncryptRequest) (*hsmv1.EncryptResponse, error) {
+	attrs, material, err := s.n.usableKey(ctx, req.GetHandle())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer cryptocore.Zero(material)
+	ct, err := keyops.Encrypt(attrs, material, req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &hsmv1.EncryptResponse{Ciphertext: ct}, nil
+}
+
+func (s *hsmServer) Decrypt(ctx context.Context, req *hsmv1.DecryptRequest) (*hsmv1.DecryptResponse, error) {
+	attrs, material, err := s.n.usableKey(ctx, req.GetHandle())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer cryptocore.Zero(material)
+	pt, err := keyops.Decrypt(attrs, material, req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &hsmv1.DecryptResponse{Plaintext: pt}, nil
+}
+
+func (s *hsmServer) Sign(ctx context.Context, req *hsmv1.SignRequest) (*hsmv1.SignResponse, error) {
+	attrs, material, err := s.n.usableKey(ctx, req.GetHandle())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer cryptocore.Zero(material)
+	sig, err := keyops.Sign(attrs, material, req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &hsmv1.SignResponse{Signature: sig}, nil
+}
+
+func (s *hsmServer) Verify(ctx context.Context, req *hsmv1.VerifyRequest) (*hsmv1.VerifyResponse, error) {
+	attrs, material, err := s.n.usableKey(ctx, req.GetHandle())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer cryptocore.Zero(material)
+	ok, err := keyops.Verify(attrs, material, req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &hsmv1.VerifyResponse{Valid: ok}, nil
+}
+
+func (s *hsmServer) GenerateMac(ctx context.Context, req *hsmv1.GenerateMacRequest) (*hsmv1.GenerateMacResponse, error) {
+	attrs, material, err := s.n.usableKey(ctx, req.GetHandle())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer cryptocore.Zero(material)
+	mac, err := keyops.GenerateMac(attrs, material, req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &hsmv1.GenerateMacResponse{Mac: mac}, nil
+}
+
+func (s *hsmServer) VerifyMac(ctx context.Context, req *hsmv1.VerifyMacRequest) (*hsmv1.VerifyMacResponse, error) {
+	attrs, material, err := s.n.usableKey(ctx, req.GetHandle())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer cryptocore.Zero(material)
+	ok, err := keyops.VerifyMac(attrs, material, req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &hsmv1.VerifyMacResponse{Valid: ok}, nil
+}
+
+func (s *hsmServer) WrapKey(ctx context.Context, req *hsmv1.WrapKeyRequest) (*hsmv1.WrapKeyResponse, error) {
+	wAttrs, wMaterial, err := s.n.usableKey(ctx, req.GetWrappingHandle())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer cryptocore.Zero(wMaterial)
+	kAttrs, kMaterial, err := s.n.usableKey(ctx, req.GetKeyHandle())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer cryptocore.Zero(kMaterial)
+	wrapped, err := keyops.WrapKey(wAttrs, wMaterial, kAttrs, kMaterial, req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.n.log.Info("key wrapped", "handle", req.GetKeyHandle(), "wrapping_handle", req.GetWrappingHandle())
+	return &hsmv1.WrapKeyResponse{Wrapped: wrapped}, nil
+}
+
+func (s *hsmServer) UnwrapKey(ctx context.Context, req *hsmv1.UnwrapKeyRequest) (*hsmv1.UnwrapKeyResponse, error) {
+	sess, err := s.n.sessionFor(ctx, hsmv1.Role_ROLE_CRYPTO_USER)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	uAttrs, uMaterial, err := s.n.usableKey(ctx, req.GetUnwrappingHandle())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer cryptocore.Zero(uMaterial)
+	attrs, material, err := keyops.UnwrapKey(uAttrs, uMaterial, req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	key, _, err := s.n.createKey(ctx, sess, attrs, nil, material)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &hsmv1.UnwrapKeyResponse{Key: key}, nil
+}
+
+func (s *hsmServer) GenerateRandom(ctx context.Context, req *hsmv1.GenerateRandomRequest) (*hsmv1.GenerateRandomResponse, error) {
+	if _, err := s.n.sessionFor(ctx); err != nil {
+		return nil, toStatus(err)
+	}
+	if req.GetLength() < 1 || req.GetLength() > maxRandom {
+		return nil, toStatus(invalid(fmt.Sprintf("length must be 1 to %d", maxRandom)))
+	}
+	b, err := cryptocore.RandomBytes(int(req.GetLength()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &hsmv1.GenerateRandomResponse{Random: b}, nil
+}

@@ -1,0 +1,104 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc/metadata"
+
+	"github.com/hsmsim/hsmsim/cryptocore"
+	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
+)
+
+// MetadataSession is the gRPC metadata key that carries a session token.
+const MetadataSession = "x-hsm-session"
+
+// session is one logged-in user on this HSM.
+type session struct {
+	user string
+	role hsmv1.Role
+	// lastIndex is the highest Raft index the session has observed: its
+	// writes' indexes. Requests wait until the replica has applied it.
+	lastIndex atomic.Uint64
+}
+
+// observe raises lastIndex to index.
+func (s *session) observe(index uint64) {
+	for {
+		cur := s.lastIndex.Load()
+		if index <= cur || s.lastIndex.CompareAndSwap(cur, index) {
+			return
+		}
+	}
+}
+
+// sessionTable holds this HSM's sessions. Tokens are looked up by their
+// SHA-256, so that the map lookup's timing says nothing about a token.
+type sessionTable struct {
+	mu  sync.RWMutex
+	m   map[[32]byte]*session
+	max int
+}
+
+func newSessionTable(max int) *sessionTable {
+	return &sessionTable{m: make(map[[32]byte]*session), max: max}
+}
+
+// open creates a session and returns its token.
+func (t *sessionTable) open(user string, role hsmv1.Role, index uint64) (string, *session, error) {
+	raw, err := cryptocore.RandomBytes(32)
+	if err != nil {
+		return "", nil, err
+	}
+	token := hex.EncodeToString(raw)
+	s := &session{user: user, role: role}
+	s.lastIndex.Store(index)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.m) >= t.max {
+		return "", nil, ErrTooManySessions
+	}
+	t.m[sha256.Sum256([]byte(token))] = s
+	return token, s, nil
+}
+
+func (t *sessionTable) get(token string) (*session, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	s, ok := t.m[sha256.Sum256([]byte(token))]
+	return s, ok
+}
+
+func (t *sessionTable) close(token string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m, sha256.Sum256([]byte(token)))
+}
+
+// closeUser ends every session of user (after its deletion).
+func (t *sessionTable) closeUser(user string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, s := range t.m {
+		if s.user == user {
+			delete(t.m, k)
+		}
+	}
+}
+
+func (t *sessionTable) count() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.m)
+}
+
+// tokenFrom returns the session token in ctx's incoming metadata.
+func tokenFrom(ctx context.Context) string {
+	if v := metadata.ValueFromIncomingContext(ctx, MetadataSession); len(v) == 1 {
+		return v[0]
+	}
+	return ""
+}
