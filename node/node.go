@@ -410,3 +410,12 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 	}
 	return context.WithTimeout(ctx, d)
 }
+
+// Snapshot makes Raft take a snapshot now and compact its log.
+func (n *Node) Snapshot() error {
+	r, err := n.raftNode()
+	if err != nil {
+		return err
+	}
+	return r.Snapshot().Error()
+}

@@ -35,7 +35,10 @@ var CheapPasswords = cryptocore.PasswordParams{Time: 1, MemoryKiB: 64, Threads: 
 
 // Cluster is an in-process HSM cluster.
 type Cluster struct {
-	t          testing.TB
+	t testing.TB
+	// Configure, when set, adjusts each new node's configuration (for
+	// example a small SnapshotThreshold) before it starts.
+	Configure  func(*node.Config)
 	ClusterID  string
 	HardwareCA *testpki.CA
 	CustomerCA *testpki.CA
@@ -58,9 +61,10 @@ var AZs = []string{"us-east-1a", "us-east-1b", "us-east-1c"}
 
 // New starts an initialized, activated cluster of n HSMs, one per AZ in
 // turn, and waits until every HSM is a voter and has applied the same index.
-func New(t testing.TB, n int) *Cluster {
+// configure, when given, adjusts every node's configuration.
+func New(t testing.TB, n int, configure ...func(*node.Config)) *Cluster {
 	t.Helper()
-	c := NewUninitialized(t)
+	c := NewUninitialized(t, configure...)
 	c.Initialize()
 	c.Activate()
 	for i := 1; i < n; i++ {
@@ -71,13 +75,16 @@ func New(t testing.TB, n int) *Cluster {
 }
 
 // NewUninitialized starts one uninitialized HSM.
-func NewUninitialized(t testing.TB) *Cluster {
+func NewUninitialized(t testing.TB, configure ...func(*node.Config)) *Cluster {
 	t.Helper()
 	hw := testpki.NewCA(t, "hsmsim hardware CA")
 	c := &Cluster{
 		t: t, ClusterID: "cluster-" + fmt.Sprintf("%x", time.Now().UnixNano())[:11],
 		HardwareCA: hw, CustomerCA: testpki.NewCA(t, "customer CA"),
 		control: hw.Issue(t, "control-plane", false),
+	}
+	if len(configure) > 0 {
+		c.Configure = configure[0]
 	}
 	c.startNode(nil)
 	return c
@@ -99,6 +106,9 @@ func (c *Cluster) newConfig(i int, join *node.JoinConfig) node.Config {
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.PasswordParams = CheapPasswords
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: cfg.NodeID, Level: hclog.Info, Output: testWriter{c.t}})
+	if c.Configure != nil {
+		c.Configure(&cfg)
+	}
 	return cfg
 }
 
