@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -20,13 +21,16 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/hsmsim/hsmsim/cryptocore"
+	"github.com/hsmsim/hsmsim/node/audit"
 	"github.com/hsmsim/hsmsim/node/barrier"
 	"github.com/hsmsim/hsmsim/node/fsm"
 	"github.com/hsmsim/hsmsim/node/keydb"
+	"github.com/hsmsim/hsmsim/node/metrics"
 	"github.com/hsmsim/hsmsim/node/transport"
 	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
 	hsmfsmv1 "github.com/hsmsim/hsmsim/proto/hsmfsm/v1"
@@ -57,6 +61,11 @@ type Node struct {
 
 	apiLn, raftLn net.Listener
 	grpc          *grpc.Server
+
+	auditLog   *audit.Log
+	registry   *prometheus.Registry
+	metrics    *metrics.Metrics
+	metricsSrv *http.Server
 
 	// mu guards the fields below, which change at initialization and join.
 	mu       sync.Mutex
@@ -110,6 +119,9 @@ func (n *Node) Start(ctx context.Context) error {
 		return err
 	}
 	n.deviceKey = dk
+	if err := n.openObservability(); err != nil {
+		return err
+	}
 	if n.apiLn, err = listen(n.cfg.APIListener, n.cfg.APIAddr); err != nil {
 		return fmt.Errorf("node: api listener: %w", err)
 	}
@@ -135,7 +147,7 @@ func (n *Node) Start(ctx context.Context) error {
 
 	n.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(n.id.serverTLS())),
-		grpc.ChainUnaryInterceptor(n.faults.UnaryServerInterceptor(transport.PeerFromMetadata)),
+		grpc.ChainUnaryInterceptor(n.metrics.UnaryServerInterceptor(), n.faults.UnaryServerInterceptor(transport.PeerFromMetadata)),
 		grpc.MaxRecvMsgSize(4<<20),
 	)
 	hsmv1.RegisterHsmServiceServer(n.grpc, &hsmServer{n: n})
@@ -148,6 +160,9 @@ func (n *Node) Start(ctx context.Context) error {
 			n.log.Error("grpc server stopped", "error", err)
 		}
 	}()
+	if err := n.serveMetrics(); err != nil {
+		return err
+	}
 	if secrets == nil && n.cfg.Join != nil {
 		n.wg.Add(1)
 		go func() {
@@ -186,6 +201,7 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	n.mu.Unlock()
 	n.peers.close()
+	errs = append(errs, n.closeObservability(ctx))
 	n.wg.Wait()
 	cryptocore.Zero(n.deviceKey)
 	return errors.Join(errs...)

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/hsmsim/hsmsim/cryptocore"
+	"github.com/hsmsim/hsmsim/node/audit"
 	"github.com/hsmsim/hsmsim/node/barrier"
 	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
 	hsmfsmv1 "github.com/hsmsim/hsmsim/proto/hsmfsm/v1"
@@ -165,7 +166,9 @@ func (n *Node) initialize(ctx context.Context, req *hsmv1.InitializeClusterReque
 		return err
 	}
 	n.log.Info("cluster initialized", "cluster_id", n.cfg.ClusterID)
-	return resultError(res)
+	err = resultError(res)
+	n.record(audit.EventClusterInit, "", err, "cluster_id", n.cfg.ClusterID)
+	return err
 }
 
 func (n *Node) selfMember() *hsmfsmv1.Member {
@@ -224,6 +227,7 @@ func (s *clusterServer) AdmitMember(ctx context.Context, req *hsmv1.AdmitMemberR
 	if err == nil {
 		err = resultError(res)
 	}
+	s.n.record(audit.EventMemberAdd, "", err, "node_id", req.GetNodeId(), "az", req.GetAz())
 	return &hsmv1.AdmitMemberResponse{}, toStatus(err)
 }
 
@@ -234,7 +238,9 @@ func (s *clusterServer) RemoveMember(ctx context.Context, req *hsmv1.RemoveMembe
 	if req.GetNodeId() == "" {
 		return nil, toStatus(invalid("node_id is required"))
 	}
-	return &hsmv1.RemoveMemberResponse{}, toStatus(s.n.removeMember(ctx, req.GetNodeId()))
+	err := s.n.removeMember(ctx, req.GetNodeId())
+	s.n.record(audit.EventMemberRemove, "", err, "node_id", req.GetNodeId())
+	return &hsmv1.RemoveMemberResponse{}, toStatus(err)
 }
 
 // removeMember removes a server from Raft (on the leader, or via it) and

@@ -2,11 +2,15 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"unicode/utf8"
 
+	"google.golang.org/grpc"
+
 	"github.com/hsmsim/hsmsim/cryptocore"
+	"github.com/hsmsim/hsmsim/node/audit"
 	"github.com/hsmsim/hsmsim/node/barrier"
 	"github.com/hsmsim/hsmsim/node/keydb"
 	"github.com/hsmsim/hsmsim/node/keyops"
@@ -49,7 +53,10 @@ func (n *Node) sessionFor(ctx context.Context, roles ...hsmv1.Role) (*session, e
 		return nil, ErrNoSession
 	}
 	if len(roles) > 0 && !slices.Contains(roles, s.role) {
-		return nil, fmt.Errorf("%w: a %s cannot make this call", ErrForbidden, roleName(s.role))
+		err := fmt.Errorf("%w: a %s cannot make this call", ErrForbidden, roleName(s.role))
+		method, _ := grpcMethod(ctx)
+		n.record(audit.EventAuthorizationFailure, s.user, err, "method", method)
+		return nil, err
 	}
 	return s, nil
 }
@@ -93,6 +100,9 @@ func checkNewPassword(p string) error {
 
 func (s *hsmServer) Login(ctx context.Context, req *hsmv1.LoginRequest) (*hsmv1.LoginResponse, error) {
 	resp, err := s.n.login(ctx, req)
+	if !errors.As(err, new(invalidArgument)) {
+		s.n.record(audit.EventLogin, req.GetUsername(), err, "role", roleName(req.GetRole()))
+	}
 	return resp, toStatus(err)
 }
 
@@ -118,9 +128,15 @@ func (n *Node) login(ctx context.Context, req *hsmv1.LoginRequest) (*hsmv1.Login
 	if err := cryptocore.VerifyPassword(u.PasswordHash, []byte(req.GetPassword())); err != nil {
 		n.log.Info("login failed", "user", req.GetUsername())
 		// Count the failure cluster-wide; the lock must hold on every HSM.
-		if _, _, perr := n.propose(ctx, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_RecordLoginFailure{
-			RecordLoginFailure: &hsmfsmv1.RecordLoginFailure{Username: req.GetUsername()}}}); perr != nil {
+		_, index, perr := n.propose(ctx, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_RecordLoginFailure{
+			RecordLoginFailure: &hsmfsmv1.RecordLoginFailure{Username: req.GetUsername()}}})
+		if perr != nil {
 			n.log.Warn("cannot record a failed login", "user", req.GetUsername(), "error", perr)
+		} else if n.waitApplied(ctx, index) == nil {
+			if u, ok := n.db.User(req.GetUsername()); ok && u.Info.GetLocked() {
+				n.log.Warn("user locked after failed logins", "user", req.GetUsername())
+				n.record(audit.EventUserLock, req.GetUsername(), nil, "failed_logins", fmt.Sprint(u.Info.GetFailedLogins()))
+			}
 		}
 		return nil, fmt.Errorf("%w: login failed", ErrForbidden)
 	}
@@ -145,10 +161,12 @@ func (n *Node) login(ctx context.Context, req *hsmv1.LoginRequest) (*hsmv1.Login
 }
 
 func (s *hsmServer) Logout(ctx context.Context, _ *hsmv1.LogoutRequest) (*hsmv1.LogoutResponse, error) {
-	if _, ok := s.n.sessions.get(tokenFrom(ctx)); !ok {
+	sess, ok := s.n.sessions.get(tokenFrom(ctx))
+	if !ok {
 		return nil, toStatus(ErrNoSession)
 	}
 	s.n.sessions.close(tokenFrom(ctx))
+	s.n.record(audit.EventLogout, sess.user, nil)
 	return &hsmv1.LogoutResponse{}, nil
 }
 
@@ -165,6 +183,7 @@ func (s *hsmServer) ActivateCluster(ctx context.Context, req *hsmv1.ActivateClus
 		return nil, toStatus(err)
 	}
 	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_Activate{Activate: &hsmfsmv1.Activate{PasswordHash: hash}}})
+	s.n.record(audit.EventClusterActivate, sess.user, err)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -192,6 +211,7 @@ func (s *hsmServer) CreateUser(ctx context.Context, req *hsmv1.CreateUserRequest
 	}
 	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_CreateUser{CreateUser: &hsmfsmv1.CreateUser{
 		Actor: sess.user, Username: req.GetUsername(), Role: req.GetRole(), PasswordHash: hash}}})
+	s.n.record(audit.EventUserCreate, sess.user, err, "target_user", req.GetUsername(), "role", roleName(req.GetRole()))
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -209,6 +229,7 @@ func (s *hsmServer) DeleteUser(ctx context.Context, req *hsmv1.DeleteUserRequest
 	}
 	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_DeleteUser{DeleteUser: &hsmfsmv1.DeleteUser{
 		Actor: sess.user, Username: req.GetUsername()}}})
+	s.n.record(audit.EventUserDelete, sess.user, err, "target_user", req.GetUsername())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -241,6 +262,7 @@ func (s *hsmServer) ChangePassword(ctx context.Context, req *hsmv1.ChangePasswor
 	}
 	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_SetPassword{SetPassword: &hsmfsmv1.SetPassword{
 		Actor: sess.user, Username: req.GetUsername(), PasswordHash: hash}}})
+	s.n.record(audit.EventUserPasswordChange, sess.user, err, "target_user", req.GetUsername())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -269,6 +291,8 @@ func (n *Node) createKey(ctx context.Context, sess *session, attrs, pub *hsmv1.K
 		cmd.Pair, cmd.PublicTemplate = true, pub
 	}
 	res, err := n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_CreateKey{CreateKey: cmd}})
+	n.record(audit.EventKeyCreate, sess.user, err, "handle", fmt.Sprint(res.GetHandle()),
+		"public_handle", fmt.Sprint(res.GetPublicHandle()), "type", attrs.GetType().String(), "label", attrs.GetLabel())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -411,7 +435,9 @@ func (s *hsmServer) SetAttribute(ctx context.Context, req *hsmv1.SetAttributeReq
 	default:
 		return nil, toStatus(invalid("an attribute to set is required"))
 	}
-	if _, err := s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_SetKeyAttribute{SetKeyAttribute: cmd}}); err != nil {
+	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_SetKeyAttribute{SetKeyAttribute: cmd}})
+	s.n.record(audit.EventKeyAttributeChange, sess.user, err, "handle", fmt.Sprint(req.GetHandle()))
+	if err != nil {
 		return nil, toStatus(err)
 	}
 	k, err := s.n.visibleKey(sess, req.GetHandle())
@@ -431,6 +457,7 @@ func (s *hsmServer) ShareKey(ctx context.Context, req *hsmv1.ShareKeyRequest) (*
 	}
 	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_ShareKey{ShareKey: &hsmfsmv1.ShareKey{
 		Actor: sess.user, Handle: req.GetHandle(), Username: req.GetUsername()}}})
+	s.n.record(audit.EventKeyShare, sess.user, err, "handle", fmt.Sprint(req.GetHandle()), "target_user", req.GetUsername())
 	return &hsmv1.ShareKeyResponse{}, toStatus(err)
 }
 
@@ -444,6 +471,7 @@ func (s *hsmServer) UnshareKey(ctx context.Context, req *hsmv1.UnshareKeyRequest
 	}
 	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_UnshareKey{UnshareKey: &hsmfsmv1.UnshareKey{
 		Actor: sess.user, Handle: req.GetHandle(), Username: req.GetUsername()}}})
+	s.n.record(audit.EventKeyUnshare, sess.user, err, "handle", fmt.Sprint(req.GetHandle()), "target_user", req.GetUsername())
 	return &hsmv1.UnshareKeyResponse{}, toStatus(err)
 }
 
@@ -457,6 +485,7 @@ func (s *hsmServer) DeleteKey(ctx context.Context, req *hsmv1.DeleteKeyRequest) 
 	}
 	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_DeleteKey{DeleteKey: &hsmfsmv1.DeleteKey{
 		Actor: sess.user, Handle: req.GetHandle()}}})
+	s.n.record(audit.EventKeyDelete, sess.user, err, "handle", fmt.Sprint(req.GetHandle()))
 	if err == nil {
 		s.n.log.Info("key deleted", "actor", sess.user, "handle", req.GetHandle())
 	}
@@ -593,4 +622,9 @@ func (s *hsmServer) GenerateRandom(ctx context.Context, req *hsmv1.GenerateRando
 		return nil, toStatus(err)
 	}
 	return &hsmv1.GenerateRandomResponse{Random: b}, nil
+}
+
+// grpcMethod returns the full gRPC method name of the call in ctx.
+func grpcMethod(ctx context.Context) (string, bool) {
+	return grpc.Method(ctx)
 }
