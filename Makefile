@@ -58,8 +58,9 @@ run: build ## Start the local deployment in the foreground (hsmctl up).
 	$(BIN)/hsmctl up
 
 .PHONY: bench
-bench: ## Run the Go benchmarks (median of 6 counts) and write them to bench.txt.
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./cryptocore/ | tee bench.txt
+bench: ## Run the Go benchmarks (6 counts each; compare medians with benchstat) into bench.txt.
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 6 ./cryptocore/ | tee bench.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 2000x -count 6 ./node/ | tee -a bench.txt
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s).
