@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/hsmsim/hsmsim/cryptocore"
 	"github.com/hsmsim/hsmsim/node/audit"
@@ -45,7 +47,7 @@ func (n *Node) sessionFor(ctx context.Context, roles ...hsmv1.Role) (*session, e
 	if !ok {
 		return nil, ErrNoSession
 	}
-	if err := n.waitApplied(ctx, s.lastIndex.Load()); err != nil {
+	if err := n.waitApplied(ctx, max(s.lastIndex.Load(), minIndexFrom(ctx))); err != nil {
 		return nil, err
 	}
 	if u, ok := n.db.User(s.user); !ok || u.Info.GetRole() != s.role {
@@ -71,6 +73,8 @@ func (n *Node) write(ctx context.Context, s *session, cmd *hsmfsmv1.Command) (*h
 	if s != nil {
 		s.observe(index)
 	}
+	// Tell the client the write's index, for read-your-writes on other HSMs.
+	_ = grpc.SetHeader(ctx, metadata.Pairs(MetadataIndex, strconv.FormatUint(index, 10)))
 	if err := n.waitApplied(ctx, index); err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -15,6 +16,13 @@ import (
 
 // MetadataSession is the gRPC metadata key that carries a session token.
 const MetadataSession = "x-hsm-session"
+
+// MetadataIndex is the gRPC metadata key of a Raft log index. A write's
+// response header carries the index it was applied at; a request may carry
+// the highest index its client has observed on any HSM, and the HSM waits
+// until it has applied that index before serving it (read-your-writes
+// across HSMs, for a client that spreads its calls).
+const MetadataIndex = "x-hsm-index"
 
 // session is one logged-in user on this HSM.
 type session struct {
@@ -93,6 +101,19 @@ func (t *sessionTable) count() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return len(t.m)
+}
+
+// minIndexFrom returns the index a request asks this HSM to have applied.
+func minIndexFrom(ctx context.Context) uint64 {
+	v := metadata.ValueFromIncomingContext(ctx, MetadataIndex)
+	if len(v) != 1 {
+		return 0
+	}
+	i, err := strconv.ParseUint(v[0], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return i
 }
 
 // tokenFrom returns the session token in ctx's incoming metadata.
