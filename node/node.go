@@ -110,7 +110,12 @@ func New(cfg Config) (*Node, error) {
 // and serves. An HSM with cluster secrets resumes its Raft membership; one
 // with a Join configuration joins in the background; otherwise it waits to
 // be initialized.
-func (n *Node) Start(ctx context.Context) error {
+func (n *Node) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			n.abortStart()
+		}
+	}()
 	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("node: data dir: %w", err)
 	}
@@ -180,15 +185,17 @@ func (n *Node) Close(ctx context.Context) error {
 		return nil
 	}
 	n.cancel()
-	stopped := make(chan struct{})
-	go func() {
-		n.grpc.GracefulStop()
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-	case <-ctx.Done():
-		n.grpc.Stop()
+	if n.grpc != nil {
+		stopped := make(chan struct{})
+		go func() {
+			n.grpc.GracefulStop()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			n.grpc.Stop()
+		}
 	}
 	var errs []error
 	n.mu.Lock()
@@ -205,6 +212,33 @@ func (n *Node) Close(ctx context.Context) error {
 	n.wg.Wait()
 	cryptocore.Zero(n.deviceKey)
 	return errors.Join(errs...)
+}
+
+// abortStart releases what a failed Start acquired, so that nothing stays
+// open; Close is then a no-op.
+func (n *Node) abortStart() {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.mu.Lock()
+	if n.raft != nil {
+		n.raft.Shutdown().Error()
+		n.raftNet.Close()
+		n.store.Close()
+		n.raft = nil
+	}
+	n.mu.Unlock()
+	for _, ln := range []net.Listener{n.apiLn, n.raftLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	if n.grpc != nil {
+		n.grpc.Stop()
+	}
+	n.closeObservability(context.Background())
+	n.wg.Wait()
+	n.cancel = nil
 }
 
 // APIAddr is the address clients reach this HSM at.
