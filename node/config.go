@@ -50,6 +50,23 @@ type Config struct {
 	// join an existing cluster instead of waiting to be initialized.
 	Join *JoinConfig
 
+	// BackupKey is the deployment's persistent backup key (32 bytes, CloudHSM's
+	// PBK), given to every HSM by the provisioner. CreateBackup seals backups
+	// under it and RestoreFrom is opened with it, so a backup restores only
+	// onto an HSM of the deployment. Optional: without it CreateBackup fails
+	// with FailedPrecondition "no backup key".
+	BackupKey []byte
+	// RestoreFrom, when set and the HSM holds no cluster secrets yet, is a
+	// backup (CreateBackupResponse.backup) that Start restores: the HSM
+	// becomes the only member of a new Raft group holding the source's users,
+	// keys and cluster certificate, under ClusterID. Needs BackupKey; excludes
+	// Join. Ignored once the HSM holds cluster secrets.
+	RestoreFrom []byte
+
+	// Clock is the HSM's clock for quorum tokens (issue and use times);
+	// default time.Now. Tests pass a clock they can advance.
+	Clock func() time.Time
+
 	// Raft timing. Defaults suit a LAN; tests shorten them.
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
 	// SnapshotThreshold is how many log entries trigger a snapshot.
@@ -77,6 +94,10 @@ type JoinConfig struct {
 	Addrs []string
 	// TrustAnchorPEM is the cluster's trust anchor, to authenticate members.
 	TrustAnchorPEM string
+	// CertificateID is the common name the members' cluster certificate
+	// carries; default the HSM's ClusterID. A cluster restored from a backup
+	// keeps the source's certificate, so its certificate id is the source's.
+	CertificateID string
 }
 
 // DefaultConfig returns a Config with every optional field at its default.
@@ -95,6 +116,7 @@ func DefaultConfig() Config {
 		PasswordParams:        cryptocore.DefaultPasswordParams,
 		ReadYourWritesTimeout: 5 * time.Second,
 		MaxSessions:           1024,
+		Clock:                 time.Now,
 	}
 }
 
@@ -127,6 +149,12 @@ func (c *Config) Validate() error {
 		return errors.New("node: MaxSessions must be positive")
 	case c.Join != nil && (len(c.Join.Addrs) == 0 || c.Join.TrustAnchorPEM == ""):
 		return errors.New("node: Join needs Addrs and TrustAnchorPEM")
+	case c.BackupKey != nil && len(c.BackupKey) != cryptocore.KeySize:
+		return fmt.Errorf("node: BackupKey has %d bytes, want %d", len(c.BackupKey), cryptocore.KeySize)
+	case c.RestoreFrom != nil && c.BackupKey == nil:
+		return errors.New("node: RestoreFrom needs BackupKey (no backup key)")
+	case c.RestoreFrom != nil && c.Join != nil:
+		return errors.New("node: RestoreFrom and Join exclude each other")
 	}
 	return nil
 }

@@ -26,6 +26,10 @@ var (
 	// ErrReplicaBehind is returned when this HSM has not applied the
 	// session's last write within the read-your-writes timeout.
 	ErrReplicaBehind = errors.New("replica behind the session's last write; retry")
+	// ErrAppliedNotVisible is returned when a write was applied but this
+	// HSM's replica has not caught up with it in time: the write must not be
+	// retried; a read through another HSM, or later, will see it.
+	ErrAppliedNotVisible = errors.New("the write was applied, but this HSM's replica has not caught up with it yet; do not retry the write")
 	// ErrNotInitialized is returned for calls an uninitialized HSM cannot serve.
 	ErrNotInitialized = errors.New("the HSM is not initialized")
 	// ErrAlreadyInitialized is returned by InitializeCluster on a member.
@@ -83,8 +87,13 @@ func toStatus(err error) error {
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrReplicaBehind), errors.Is(err, ErrIndeterminate),
 		errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
 		return status.Error(codes.Unavailable, err.Error())
-	case errors.Is(err, ErrNotInitialized), errors.Is(err, ErrAlreadyInitialized), errors.Is(err, barrier.ErrSealed):
+	case errors.Is(err, ErrNotInitialized), errors.Is(err, ErrAlreadyInitialized), errors.Is(err, barrier.ErrSealed),
+		errors.Is(err, ErrNoBackupKey):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, ErrBackupInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ErrAppliedNotVisible):
+		return status.Error(codes.Aborted, err.Error())
 	case errors.Is(err, ErrTooManySessions):
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

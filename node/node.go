@@ -136,12 +136,18 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
+	restored := false
 	secrets, err := barrier.LoadSecrets(n.cfg.DataDir, n.deviceKey)
 	switch {
 	case err == nil:
 		if err := n.becomeMember(secrets, false); err != nil {
 			return err
 		}
+	case errors.Is(err, barrier.ErrNoSecrets) && n.cfg.RestoreFrom != nil:
+		if err := n.restoreBackup(ctx); err != nil {
+			return err
+		}
+		restored = true
 	case errors.Is(err, barrier.ErrNoSecrets):
 		if err := n.newCSR(); err != nil {
 			return err
@@ -175,7 +181,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.joinLoop()
 		}()
 	}
-	n.log.Info("hsm started", "api", n.APIAddr(), "raft", n.RaftAddr(), "member", secrets != nil)
+	n.log.Info("hsm started", "api", n.APIAddr(), "raft", n.RaftAddr(), "member", secrets != nil || restored)
 	return nil
 }
 
@@ -255,6 +261,14 @@ func (n *Node) RaftAddr() string {
 		return n.cfg.AdvertiseRaft
 	}
 	return n.raftLn.Addr().String()
+}
+
+// now reads the HSM's clock (Config.Clock).
+func (n *Node) now() time.Time {
+	if n.cfg.Clock != nil {
+		return n.cfg.Clock()
+	}
+	return time.Now()
 }
 
 // ID is the HSM's node id.

@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hsmsim/hsmsim/node/barrier"
+	"github.com/hsmsim/hsmsim/node/transport"
 	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
 	hsmfsmv1 "github.com/hsmsim/hsmsim/proto/hsmfsm/v1"
 )
@@ -22,6 +25,14 @@ import (
 // errRetryForward says a forwarded write reached a node that is not (or no
 // longer) the leader before anything was applied: safe to retry.
 var errRetryForward = errors.New("forward: not the leader; retry")
+
+// notSent reports whether an Unavailable error from a forwarded write means
+// the leader certainly did not apply it: the target said it is not the
+// leader, or the connection was never made.
+func notSent(msg string) bool {
+	return msg == raft.ErrNotLeader.Error() || strings.Contains(msg, "connection refused") ||
+		strings.Contains(msg, "no such host") || strings.Contains(msg, transport.ErrBlocked.Error())
+}
 
 // peerPool keeps one gRPC connection per member, authenticated with the
 // cluster certificate, for forwarding writes to the leader.
@@ -88,11 +99,13 @@ func (p *peerPool) forward(ctx context.Context, leaderID string, data []byte) (*
 	}
 	resp, err := hsmv1.NewPeerServiceClient(c).ApplyCommand(ctx, &hsmv1.ApplyCommandRequest{Command: data})
 	if err != nil {
-		if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && ctx.Err() == nil {
-			if st.Message() == ErrIndeterminate.Error() {
-				return nil, 0, ErrIndeterminate
-			}
+		if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && ctx.Err() == nil && notSent(st.Message()) {
 			return nil, 0, errRetryForward
+		}
+		// Anything else (a connection that broke mid-call, a deadline) may
+		// have come after the leader applied the write.
+		if st, ok := status.FromError(err); ok && (st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded) {
+			return nil, 0, ErrIndeterminate
 		}
 		return nil, 0, err
 	}
@@ -112,7 +125,7 @@ func (n *Node) joinLoop() {
 		n.log.Error("cannot join", "error", err)
 		return
 	}
-	tlsConf := n.id.deviceClientTLS(anchor, n.cfg.ClusterID)
+	tlsConf := n.id.deviceClientTLS(anchor, n.joinCertificateID())
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		addr := n.cfg.Join.Addrs[attempt%len(n.cfg.Join.Addrs)]
@@ -129,6 +142,15 @@ func (n *Node) joinLoop() {
 		}
 		backoff = min(backoff*2, 2*time.Second)
 	}
+}
+
+// joinCertificateID is the certificate id the cluster to join presents:
+// JoinConfig.CertificateID, default the HSM's cluster id.
+func (n *Node) joinCertificateID() string {
+	if id := n.cfg.Join.CertificateID; id != "" {
+		return id
+	}
+	return n.cfg.ClusterID
 }
 
 func (n *Node) joinVia(addr string, tlsConf *tls.Config) error {
@@ -148,9 +170,9 @@ func (n *Node) joinVia(addr string, tlsConf *tls.Config) error {
 			ClusterID: resp.GetClusterId(), DomainKey: resp.GetDomainKey(), ClusterKeyPKCS8: resp.GetClusterKeyPkcs8(),
 			ClusterCertPEM: resp.GetClusterCertPem(), TrustAnchorPEM: resp.GetTrustAnchorPem(),
 		}
-		if s.ClusterID != n.cfg.ClusterID {
+		if want := n.joinCertificateID(); s.ClusterID != want {
 			s.Zero()
-			return fmt.Errorf("node: secrets for cluster %q, want %q", s.ClusterID, n.cfg.ClusterID)
+			return fmt.Errorf("node: secrets for cluster certificate %q, want %q", s.ClusterID, want)
 		}
 		if err := barrier.SaveSecrets(n.cfg.DataDir, n.deviceKey, s); err != nil {
 			s.Zero()

@@ -51,6 +51,7 @@ func (n *Node) Status() *hsmv1.GetStatusResponse {
 		SessionCount:     uint32(n.sessions.count()),
 		DeviceCertSha256: n.DeviceCertSHA256(),
 	}
+	_, _, st.CertificateId = n.id.clusterIdentity()
 	switch ci.State {
 	case hsmfsmv1.ClusterState_CLUSTER_STATE_INITIALIZED:
 		st.State = "initialized"
@@ -65,9 +66,7 @@ func (n *Node) Status() *hsmv1.GetStatusResponse {
 	stats := r.Stats()
 	fmt.Sscan(stats["term"], &st.Term)
 	fmt.Sscan(stats["commit_index"], &st.CommitIndex)
-	// Raft's applied index counts every entry, configuration changes
-	// included; the FSM's only counts the commands it was handed.
-	fmt.Sscan(stats["applied_index"], &st.AppliedIndex)
+	st.AppliedIndex = n.replicaApplied(r)
 	leaderAddr, leaderID := r.LeaderWithID()
 	st.LeaderId, st.LeaderAddress = string(leaderID), string(leaderAddr)
 	members := map[string]*hsmfsmv1.Member{}
@@ -191,11 +190,13 @@ func checkClusterCert(anchorPEM, certPEM, clusterID string, now time.Time) (*x50
 	if err != nil {
 		return nil, invalid(err.Error())
 	}
+	// The CA check comes first: CheckSignatureFrom also refuses a non-CA
+	// issuer, which would report a self-signed leaf as not self-signed.
 	switch {
-	case subtle.ConstantTimeCompare(anchor.RawSubject, anchor.RawIssuer) != 1 || anchor.CheckSignatureFrom(anchor) != nil:
-		return nil, invalid("the trust anchor is not a self-signed certificate")
 	case !anchor.BasicConstraintsValid || !anchor.IsCA:
 		return nil, invalid("the trust anchor is not a CA certificate (basic constraints CA:TRUE)")
+	case subtle.ConstantTimeCompare(anchor.RawSubject, anchor.RawIssuer) != 1 || anchor.CheckSignatureFrom(anchor) != nil:
+		return nil, invalid("the trust anchor is not a self-signed certificate")
 	case cert.CheckSignatureFrom(anchor) != nil:
 		return nil, invalid("the signed certificate was not signed by the trust anchor")
 	case cert.Subject.CommonName != clusterID:
@@ -261,6 +262,21 @@ func (n *Node) removeMember(ctx context.Context, nodeID string) error {
 		return err
 	}
 	return resultError(res)
+}
+
+// CreateBackup backs up this HSM's replica, on the leader or any member.
+func (s *clusterServer) CreateBackup(ctx context.Context, _ *hsmv1.CreateBackupRequest) (*hsmv1.CreateBackupResponse, error) {
+	if _, err := s.n.requireHardware(ctx); err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := s.n.createBackup()
+	if err != nil {
+		s.n.record(eventBackupCreate, "", err)
+		return nil, toStatus(err)
+	}
+	s.n.record(eventBackupCreate, "", nil, "index", fmt.Sprint(resp.GetIndex()), "certificate_id", resp.GetCertificateId())
+	s.n.log.Info("backup created", "index", resp.GetIndex(), "certificate_id", resp.GetCertificateId(), "bytes", len(resp.GetBackup()))
+	return resp, nil
 }
 
 func (s *clusterServer) SetFaults(ctx context.Context, req *hsmv1.SetFaultsRequest) (*hsmv1.SetFaultsResponse, error) {

@@ -76,7 +76,7 @@ func (n *Node) write(ctx context.Context, s *session, cmd *hsmfsmv1.Command) (*h
 	// Tell the client the write's index, for read-your-writes on other HSMs.
 	_ = grpc.SetHeader(ctx, metadata.Pairs(MetadataIndex, strconv.FormatUint(index, 10)))
 	if err := n.waitApplied(ctx, index); err != nil {
-		return nil, err
+		return nil, ErrAppliedNotVisible
 	}
 	return res, resultError(res)
 }
@@ -113,13 +113,18 @@ func (s *hsmServer) Login(ctx context.Context, req *hsmv1.LoginRequest) (*hsmv1.
 func (n *Node) login(ctx context.Context, req *hsmv1.LoginRequest) (*hsmv1.LoginResponse, error) {
 	switch {
 	case req.GetUsername() == "" || len(req.GetUsername()) > maxLoginInput:
-		return nil, invalid("username is required (at most 31 characters)")
+		return nil, invalid("username is required (at most 1024 bytes)")
 	case req.GetPassword() == "" || len(req.GetPassword()) > maxLoginInput:
 		return nil, invalid("password is required")
 	case req.GetRole() == hsmv1.Role_ROLE_UNSPECIFIED || hsmv1.Role_name[int32(req.GetRole())] == "":
 		return nil, invalid("role is required")
 	}
 	if n.db.Cluster().State == hsmfsmv1.ClusterState_CLUSTER_STATE_UNINITIALIZED {
+		if _, err := n.raftNode(); err == nil {
+			// A member whose replica has not replayed the log yet (just
+			// after a restart or a join): retry, here or elsewhere.
+			return nil, ErrReplicaBehind
+		}
 		return nil, ErrNotInitialized
 	}
 	u, ok := n.db.User(req.GetUsername())
@@ -214,7 +219,8 @@ func (s *hsmServer) CreateUser(ctx context.Context, req *hsmv1.CreateUserRequest
 		return nil, toStatus(err)
 	}
 	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_CreateUser{CreateUser: &hsmfsmv1.CreateUser{
-		Actor: sess.user, Username: req.GetUsername(), Role: req.GetRole(), PasswordHash: hash}}})
+		Actor: sess.user, Username: req.GetUsername(), Role: req.GetRole(), PasswordHash: hash,
+		QuorumTokenId: req.GetQuorumTokenId(), NowUnix: s.n.now().Unix()}}})
 	s.n.record(audit.EventUserCreate, sess.user, err, "target_user", req.GetUsername(), "role", roleName(req.GetRole()))
 	if err != nil {
 		return nil, toStatus(err)
@@ -232,7 +238,7 @@ func (s *hsmServer) DeleteUser(ctx context.Context, req *hsmv1.DeleteUserRequest
 		return nil, toStatus(invalid("username is required"))
 	}
 	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_DeleteUser{DeleteUser: &hsmfsmv1.DeleteUser{
-		Actor: sess.user, Username: req.GetUsername()}}})
+		Actor: sess.user, Username: req.GetUsername(), QuorumTokenId: req.GetQuorumTokenId(), NowUnix: s.n.now().Unix()}}})
 	s.n.record(audit.EventUserDelete, sess.user, err, "target_user", req.GetUsername())
 	if err != nil {
 		return nil, toStatus(err)
@@ -265,7 +271,8 @@ func (s *hsmServer) ChangePassword(ctx context.Context, req *hsmv1.ChangePasswor
 		return nil, toStatus(err)
 	}
 	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_SetPassword{SetPassword: &hsmfsmv1.SetPassword{
-		Actor: sess.user, Username: req.GetUsername(), PasswordHash: hash}}})
+		Actor: sess.user, Username: req.GetUsername(), PasswordHash: hash,
+		QuorumTokenId: req.GetQuorumTokenId(), NowUnix: s.n.now().Unix()}}})
 	s.n.record(audit.EventUserPasswordChange, sess.user, err, "target_user", req.GetUsername())
 	if err != nil {
 		return nil, toStatus(err)
@@ -413,8 +420,8 @@ func (s *hsmServer) SetAttribute(ctx context.Context, req *hsmv1.SetAttributeReq
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	if req.GetHandle() == 0 {
-		return nil, toStatus(invalid("handle is required"))
+	if _, err := s.n.visibleKey(sess, req.GetHandle()); err != nil {
+		return nil, toStatus(err)
 	}
 	cmd := &hsmfsmv1.SetKeyAttribute{Actor: sess.user, Handle: req.GetHandle()}
 	switch a := req.GetAttribute().(type) {
@@ -459,6 +466,9 @@ func (s *hsmServer) ShareKey(ctx context.Context, req *hsmv1.ShareKeyRequest) (*
 	if req.GetHandle() == 0 || req.GetUsername() == "" {
 		return nil, toStatus(invalid("handle and username are required"))
 	}
+	if _, err := s.n.visibleKey(sess, req.GetHandle()); err != nil {
+		return nil, toStatus(err)
+	}
 	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_ShareKey{ShareKey: &hsmfsmv1.ShareKey{
 		Actor: sess.user, Handle: req.GetHandle(), Username: req.GetUsername()}}})
 	s.n.record(audit.EventKeyShare, sess.user, err, "handle", fmt.Sprint(req.GetHandle()), "target_user", req.GetUsername())
@@ -473,6 +483,9 @@ func (s *hsmServer) UnshareKey(ctx context.Context, req *hsmv1.UnshareKeyRequest
 	if req.GetHandle() == 0 || req.GetUsername() == "" {
 		return nil, toStatus(invalid("handle and username are required"))
 	}
+	if _, err := s.n.visibleKey(sess, req.GetHandle()); err != nil {
+		return nil, toStatus(err)
+	}
 	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_UnshareKey{UnshareKey: &hsmfsmv1.UnshareKey{
 		Actor: sess.user, Handle: req.GetHandle(), Username: req.GetUsername()}}})
 	s.n.record(audit.EventKeyUnshare, sess.user, err, "handle", fmt.Sprint(req.GetHandle()), "target_user", req.GetUsername())
@@ -484,8 +497,8 @@ func (s *hsmServer) DeleteKey(ctx context.Context, req *hsmv1.DeleteKeyRequest) 
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	if req.GetHandle() == 0 {
-		return nil, toStatus(invalid("handle is required"))
+	if _, err := s.n.visibleKey(sess, req.GetHandle()); err != nil {
+		return nil, toStatus(err)
 	}
 	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_DeleteKey{DeleteKey: &hsmfsmv1.DeleteKey{
 		Actor: sess.user, Handle: req.GetHandle()}}})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/hsmsim/hsmsim/cryptocore"
 	"github.com/hsmsim/hsmsim/node"
 )
 
@@ -40,7 +42,8 @@ type options struct {
 	apiAddr, raftAddr, advertiseAPI, advertiseRaft string
 	metricsAddr                                    string
 	deviceCert, deviceKey, hardwareCA              string
-	join, joinTrustAnchor                          string
+	join, joinTrustAnchor, joinCertificateID       string
+	backupKey, restoreFrom                         string
 	logLevel                                       string
 	logJSON                                        bool
 	configFile                                     string
@@ -65,6 +68,9 @@ func newFlagSet(o *options, cfg *node.Config) *flag.FlagSet {
 	fs.StringVar(&o.hardwareCA, "hardware-ca", "", "PEM `file` with the hardware CA certificate (the simulated manufacturer)")
 	fs.StringVar(&o.join, "join", "", "comma-separated API `addresses` of cluster members to join through; empty waits to be initialized")
 	fs.StringVar(&o.joinTrustAnchor, "join-trust-anchor", "", "PEM `file` with the cluster's trust anchor (customerCA.crt); required with --join")
+	fs.StringVar(&o.joinCertificateID, "join-certificate-id", "", "common name of the members' cluster certificate, for a cluster restored from a backup (the source's cluster id); empty means --cluster-id")
+	fs.StringVar(&o.backupKey, "backup-key", "", "`file` with the deployment's backup key: 32 raw bytes or 64 hex characters; backups and restores need it")
+	fs.StringVar(&o.restoreFrom, "restore-from", "", "backup `file` to restore when the HSM holds no cluster secrets yet; needs --backup-key, excludes --join")
 	fs.Var(durationValue{&cfg.HeartbeatTimeout}, "heartbeat-timeout", "Raft heartbeat timeout, a Go `duration`")
 	fs.Var(durationValue{&cfg.ElectionTimeout}, "election-timeout", "Raft election timeout, a Go `duration`")
 	fs.Var(durationValue{&cfg.LeaderLeaseTimeout}, "leader-lease-timeout", "Raft leader lease timeout, a Go `duration` at most --heartbeat-timeout")
@@ -116,6 +122,29 @@ func parseConfig(args []string, helpOut, logOut io.Writer) (node.Config, error) 
 	}
 	if cfg.Join, err = joinConfig(o.join, o.joinTrustAnchor); err != nil {
 		return node.Config{}, err
+	}
+	if o.joinCertificateID != "" {
+		if cfg.Join == nil {
+			return node.Config{}, errors.New("--join-certificate-id is only used with --join")
+		}
+		cfg.Join.CertificateID = o.joinCertificateID
+	}
+	if cfg.BackupKey, err = loadBackupKey(o.backupKey); err != nil {
+		return node.Config{}, err
+	}
+	if o.restoreFrom != "" {
+		if o.backupKey == "" {
+			return node.Config{}, errors.New("--restore-from needs --backup-key (the deployment's backup key)")
+		}
+		if o.join != "" {
+			return node.Config{}, errors.New("--restore-from and --join exclude each other")
+		}
+		if cfg.RestoreFrom, err = os.ReadFile(o.restoreFrom); err != nil {
+			return node.Config{}, fmt.Errorf("--restore-from: %w", err)
+		}
+		if len(cfg.RestoreFrom) == 0 {
+			return node.Config{}, fmt.Errorf("--restore-from %s: empty file", o.restoreFrom)
+		}
 	}
 	if cfg.Logger, err = newLogger(o.logLevel, o.logJSON, logOut); err != nil {
 		return node.Config{}, err
@@ -259,6 +288,29 @@ func joinConfig(addrs, anchorFile string) (*node.JoinConfig, error) {
 	}
 	j.TrustAnchorPEM = string(anchor)
 	return j, nil
+}
+
+// loadBackupKey reads --backup-key: 32 raw bytes, or 64 hex characters
+// (surrounding white space ignored). An empty path means no backup key.
+func loadBackupKey(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--backup-key: %w", err)
+	}
+	if len(data) == cryptocore.KeySize {
+		return data, nil
+	}
+	text := bytes.TrimSpace(data)
+	if len(text) == 2*cryptocore.KeySize {
+		key := make([]byte, cryptocore.KeySize)
+		if _, err := hex.Decode(key, text); err == nil {
+			return key, nil
+		}
+	}
+	return nil, fmt.Errorf("--backup-key %s: want %d raw bytes or %d hex characters, got %d bytes", path, cryptocore.KeySize, 2*cryptocore.KeySize, len(data))
 }
 
 // durationValue is a time.Duration flag whose errors say what is wrong

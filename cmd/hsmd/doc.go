@@ -12,7 +12,15 @@
 // plane (GetClusterCsr, InitializeCluster); with --join it fetches the
 // cluster secrets from a member once the control plane has admitted it. An
 // HSM that already holds cluster secrets in its data directory resumes its
-// membership and ignores --join.
+// membership and ignores --join. A cluster restored from a backup keeps the
+// source's cluster certificate: HSMs joining it name the source's cluster id
+// with --join-certificate-id.
+//
+// --backup-key gives the HSM the deployment's backup key (32 raw bytes or 64
+// hex characters), which backups (ClusterService.CreateBackup) are sealed
+// under. With --restore-from FILE a new HSM restores that backup instead of
+// waiting to be initialized: it becomes the only member of a cluster with
+// the source's users, keys and cluster certificate, under --cluster-id.
 //
 // Every flag may also be given in a JSON file named by --config, an object
 // whose keys are the flag names without dashes ({"id": "hsm-abc",

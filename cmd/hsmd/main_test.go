@@ -7,6 +7,7 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -36,7 +37,7 @@ var allFlags = []string{
 	"id", "az", "cluster-id", "data-dir", "api-addr", "raft-addr", "advertise-api", "advertise-raft",
 	"metrics-addr", "device-cert", "device-key", "hardware-ca", "join", "join-trust-anchor",
 	"heartbeat-timeout", "election-timeout", "leader-lease-timeout", "snapshot-threshold",
-	"max-sessions", "log-level", "log-json", "config",
+	"max-sessions", "log-level", "log-json", "config", "backup-key", "restore-from", "join-certificate-id",
 }
 
 // pki is a hardware CA and a device certificate written as PEM files.
@@ -110,6 +111,18 @@ func TestParseConfig(t *testing.T) {
 			"join-trust-anchor": p.anchor,
 		}
 	}
+	backupKey := bytes.Repeat([]byte{0xb7}, 32)
+	writeFile := func(name string, data []byte) string {
+		path := filepath.Join(t.TempDir(), name)
+		require.NoError(t, os.WriteFile(path, data, 0o600))
+		return path
+	}
+	rawKey := writeFile("backup.key", backupKey)
+	hexKey := writeFile("backup.hex", []byte(" "+hex.EncodeToString(backupKey)+"\n"))
+	shortKey := writeFile("short.key", backupKey[:31])
+	badHexKey := writeFile("bad.hex", bytes.Repeat([]byte("zz"), 32))
+	backupFile := writeFile("backup.bin", []byte("sealed backup bytes"))
+	emptyFile := writeFile("empty.bin", nil)
 	type testCase struct {
 		name    string
 		args    []string
@@ -163,6 +176,7 @@ func TestParseConfig(t *testing.T) {
 				anchor, err := os.ReadFile(p.anchor)
 				require.NoError(t, err)
 				require.Equal(t, string(anchor), cfg.Join.TrustAnchorPEM)
+				require.Empty(t, cfg.Join.CertificateID)
 				require.Equal(t, 1500*time.Millisecond, cfg.HeartbeatTimeout)
 				require.Equal(t, 2*time.Second, cfg.ElectionTimeout)
 				require.Equal(t, 700*time.Millisecond, cfg.LeaderLeaseTimeout)
@@ -204,6 +218,54 @@ func TestParseConfig(t *testing.T) {
 				require.False(t, json.Valid(logs.Bytes()), "--log-json=false overrides the file: %q", logs.String())
 			},
 		},
+		{
+			name: "raw backup key and a backup to restore",
+			args: append(p.required(), "--backup-key", rawKey, "--restore-from", backupFile),
+			check: func(t *testing.T, cfg node.Config, _ *bytes.Buffer) {
+				require.Equal(t, backupKey, cfg.BackupKey)
+				require.Equal(t, []byte("sealed backup bytes"), cfg.RestoreFrom)
+			},
+		},
+		{
+			name: "hex backup key",
+			args: append(p.required(), "--backup-key", hexKey),
+			check: func(t *testing.T, cfg node.Config, _ *bytes.Buffer) {
+				require.Equal(t, backupKey, cfg.BackupKey)
+				require.Nil(t, cfg.RestoreFrom)
+			},
+		},
+		{
+			name: "no backup key by default",
+			args: p.required(),
+			check: func(t *testing.T, cfg node.Config, _ *bytes.Buffer) {
+				require.Nil(t, cfg.BackupKey)
+				require.Nil(t, cfg.RestoreFrom)
+			},
+		},
+		{
+			name: "join a restored cluster",
+			args: append(p.required(), "--join", "10.0.0.1:2223", "--join-trust-anchor", p.anchor, "--join-certificate-id", "cluster-source"),
+			check: func(t *testing.T, cfg node.Config, _ *bytes.Buffer) {
+				require.Equal(t, "cluster-source", cfg.Join.CertificateID)
+			},
+		},
+		{name: "certificate id without join", args: append(p.required(), "--join-certificate-id", "cluster-source"),
+			wantErr: []string{"--join-certificate-id is only used with --join"}},
+		{name: "short backup key", args: append(p.required(), "--backup-key", shortKey),
+			wantErr: []string{"--backup-key", "32 raw bytes or 64 hex characters", "got 31 bytes"}},
+		{name: "backup key not hex", args: append(p.required(), "--backup-key", badHexKey),
+			wantErr: []string{"--backup-key", "64 hex characters"}},
+		{name: "unreadable backup key", args: append(p.required(), "--backup-key", filepath.Join(p.dir, "none.key")),
+			wantErr: []string{"--backup-key", "no such file"}},
+		{name: "restore without backup key", args: append(p.required(), "--restore-from", backupFile),
+			wantErr: []string{"--restore-from needs --backup-key"}},
+		{name: "restore and join", args: append(p.required(), "--backup-key", rawKey, "--restore-from", backupFile,
+			"--join", "10.0.0.1:2223", "--join-trust-anchor", p.anchor),
+			wantErr: []string{"--restore-from and --join exclude each other"}},
+		{name: "unreadable backup", args: append(p.required(), "--backup-key", rawKey, "--restore-from", filepath.Join(p.dir, "none.bin")),
+			wantErr: []string{"--restore-from", "no such file"}},
+		{name: "empty backup", args: append(p.required(), "--backup-key", rawKey, "--restore-from", emptyFile),
+			wantErr: []string{"--restore-from", "empty file"}},
 		{name: "unreadable device cert", args: append(p.required(), "--device-cert", filepath.Join(p.dir, "missing.pem")),
 			wantErr: []string{"--device-cert", "missing.pem", "no such file"}},
 		{name: "unreadable device key", args: append(p.required(), "--device-key", filepath.Join(p.dir, "missing-key.pem")),

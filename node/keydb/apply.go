@@ -64,6 +64,10 @@ func (s *state) apply(cmd *hsmfsmv1.Command) *hsmfsmv1.Result {
 		return s.setQuorumValue(c.SetQuorumValue)
 	case *hsmfsmv1.Command_RegisterQuorumKey:
 		return s.registerQuorumKey(c.RegisterQuorumKey)
+	case *hsmfsmv1.Command_CreateQuorumToken:
+		return s.createQuorumToken(c.CreateQuorumToken)
+	case *hsmfsmv1.Command_ApproveQuorumToken:
+		return s.approveQuorumToken(c.ApproveQuorumToken)
 	default:
 		return fail(hsmfsmv1.Code_CODE_INVALID_ARGUMENT, "empty or unknown command")
 	}
@@ -229,6 +233,9 @@ func (s *state) createUser(c *hsmfsmv1.CreateUser) *hsmfsmv1.Result {
 	if _, r := s.adminActor(c.GetActor(), "create users"); r != nil {
 		return r
 	}
+	if r := s.checkQuorum(ServiceUser, c.GetActor(), c.GetQuorumTokenId(), c.GetNowUnix()); r != nil {
+		return r
+	}
 	if _, exists := s.users[c.GetUsername()]; exists {
 		return fail(codeExists, "user %q already exists", c.GetUsername())
 	}
@@ -236,6 +243,7 @@ func (s *state) createUser(c *hsmfsmv1.CreateUser) *hsmfsmv1.Result {
 		return fail(codePrecondition, "the cluster already has the maximum of %d users", MaxUsers)
 	}
 
+	s.consumeToken(ServiceUser, c.GetQuorumTokenId())
 	s.users[c.GetUsername()] = &hsmfsmv1.User{
 		Info:         &hsmv1.UserInfo{Username: c.GetUsername(), Role: c.GetRole()},
 		PasswordHash: c.GetPasswordHash(),
@@ -250,6 +258,9 @@ func (s *state) deleteUser(c *hsmfsmv1.DeleteUser) *hsmfsmv1.Result {
 	if _, r := s.adminActor(c.GetActor(), "delete users"); r != nil {
 		return r
 	}
+	if r := s.checkQuorum(ServiceUser, c.GetActor(), c.GetQuorumTokenId(), c.GetNowUnix()); r != nil {
+		return r
+	}
 	name := c.GetUsername()
 	u, found := s.users[name]
 	if !found {
@@ -262,6 +273,7 @@ func (s *state) deleteUser(c *hsmfsmv1.DeleteUser) *hsmfsmv1.Result {
 		return fail(codePrecondition, "cannot delete the last admin")
 	}
 
+	s.consumeToken(ServiceUser, c.GetQuorumTokenId())
 	delete(s.users, name)
 	// A deleted user loses its shares, so that a new user of the same name
 	// does not inherit them. Each key is changed independently of the others:
@@ -301,11 +313,21 @@ func (s *state) setPassword(c *hsmfsmv1.SetPassword) *hsmfsmv1.Result {
 	if !byAdmin && c.GetActor() != c.GetUsername() {
 		return fail(codeDenied, "only an admin may set another user's password")
 	}
+	if byAdmin {
+		// An admin's password change is user management: quorum applies. A
+		// crypto user changing its own password needs no quorum.
+		if r := s.checkQuorum(ServiceUser, c.GetActor(), c.GetQuorumTokenId(), c.GetNowUnix()); r != nil {
+			return r
+		}
+	}
 	u, found := s.users[c.GetUsername()]
 	if !found {
 		return fail(codeNotFound, "user %q not found", c.GetUsername())
 	}
 
+	if byAdmin {
+		s.consumeToken(ServiceUser, c.GetQuorumTokenId())
+	}
 	u.PasswordHash = c.GetPasswordHash()
 	if byAdmin {
 		// An admin's reset is how a locked user is unlocked (CloudHSM).
@@ -693,6 +715,9 @@ func (s *state) setQuorumValue(c *hsmfsmv1.SetQuorumValue) *hsmfsmv1.Result {
 	if _, r := s.adminActor(c.GetActor(), "set quorum values"); r != nil {
 		return r
 	}
+	if r := s.checkQuorum(ServiceQuorum, c.GetActor(), c.GetQuorumTokenId(), c.GetNowUnix()); r != nil {
+		return r
+	}
 	// M approvals need M admins able to sign, or admin work stops for good.
 	if m := c.GetM(); m > 1 {
 		n := 0
@@ -705,6 +730,7 @@ func (s *state) setQuorumValue(c *hsmfsmv1.SetQuorumValue) *hsmfsmv1.Result {
 			return fail(codePrecondition, "quorum value %d needs %d admins with registered quorum keys, have %d", m, m, n)
 		}
 	}
+	s.consumeToken(ServiceQuorum, c.GetQuorumTokenId())
 	if c.GetM() == 1 {
 		delete(s.quorum, c.GetService())
 	} else {
@@ -728,5 +754,146 @@ func (s *state) registerQuorumKey(c *hsmfsmv1.RegisterQuorumKey) *hsmfsmv1.Resul
 		return r
 	}
 	u.Info.QuorumPublicKey = bytes.Clone(c.GetPublicKeyDer())
+	return ok()
+}
+
+// validService reports whether service is a quorum-controlled service.
+func validService(service string) bool {
+	return service == ServiceUser || service == ServiceQuorum
+}
+
+// quorumValue is a service's quorum value M.
+func (s *state) quorumValue(service string) uint32 {
+	if m, found := s.quorum[service]; found {
+		return m
+	}
+	return 1
+}
+
+// expired reports whether t is no longer accepted at now (Unix seconds).
+func expired(t *hsmfsmv1.QuorumToken, now int64) bool {
+	return now-t.GetIssuedAtUnix() > QuorumTokenLifetime
+}
+
+// approvals counts the approvers of t that are still admins with a
+// registered quorum key: a deleted or demoted approver no longer counts.
+func (s *state) approvals(t *hsmfsmv1.QuorumToken) uint32 {
+	var n uint32
+	for _, name := range t.GetApprovers() {
+		if u, found := s.users[name]; found && u.GetInfo().GetRole() == roleAdmin && len(u.GetInfo().GetQuorumPublicKey()) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// checkQuorum checks that a command of service run by actor may proceed:
+// the service's quorum value is 1, or tokenID names a token for the service,
+// issued to actor, not expired at now and approved by enough admins. It
+// changes nothing; the handler calls consumeToken once its own checks pass.
+func (s *state) checkQuorum(service, actor, tokenID string, now int64) *hsmfsmv1.Result {
+	m := s.quorumValue(service)
+	if m <= 1 {
+		return nil
+	}
+	if tokenID == "" {
+		return fail(codeDenied, "quorum token required: the %q service needs %d approvals", service, m)
+	}
+	t, found := s.tokens[tokenID]
+	switch {
+	case !found:
+		return fail(codeDenied, "quorum token required: token %q not found", tokenID)
+	case t.GetService() != service:
+		return fail(codeDenied, "quorum token %q is for the %q service, not %q", tokenID, t.GetService(), service)
+	case t.GetRequester() != actor:
+		return fail(codeDenied, "quorum token %q was issued to %q, not %q", tokenID, t.GetRequester(), actor)
+	case expired(t, now):
+		return fail(codeDenied, "quorum token expired: token %q was issued more than %d s ago", tokenID, QuorumTokenLifetime)
+	}
+	if k := s.approvals(t); k < m {
+		return fail(codeDenied, "not enough approvals (%d of %d) on quorum token %q", k, m, tokenID)
+	}
+	return nil
+}
+
+// consumeToken deletes the token a successful command used, when the
+// service needed one.
+func (s *state) consumeToken(service, tokenID string) {
+	if s.quorumValue(service) > 1 {
+		delete(s.tokens, tokenID)
+	}
+}
+
+func (s *state) createQuorumToken(c *hsmfsmv1.CreateQuorumToken) *hsmfsmv1.Result {
+	if r := s.requireActive(); r != nil {
+		return r
+	}
+	now := c.GetIssuedAtUnix()
+	switch {
+	case c.GetId() == "" || len(c.GetId()) > MaxQuorumTokenIDLen:
+		return fail(codeInvalid, "quorum token id must be 1..%d characters", MaxQuorumTokenIDLen)
+	case !validService(c.GetService()):
+		return fail(codeInvalid, "unknown quorum service %q; want %q or %q", c.GetService(), ServiceUser, ServiceQuorum)
+	case len(c.GetChallenge()) != QuorumChallengeSize:
+		return fail(codeInvalid, "quorum challenge must be %d bytes", QuorumChallengeSize)
+	case now <= 0:
+		return fail(codeInvalid, "issue time is required")
+	}
+	if _, r := s.adminActor(c.GetRequester(), "request quorum tokens"); r != nil {
+		return r
+	}
+	if _, exists := s.tokens[c.GetId()]; exists {
+		return fail(codeExists, "quorum token %q already exists", c.GetId())
+	}
+	live := 0
+	for _, t := range s.tokens {
+		if !expired(t, now) {
+			live++
+		}
+	}
+	if live >= MaxQuorumTokens {
+		return fail(codePrecondition, "the cluster already holds the maximum of %d quorum tokens", MaxQuorumTokens)
+	}
+
+	// Drop every token expired at the new token's issue time: which tokens
+	// go depends only on the state and the command, not on map order.
+	for id, t := range s.tokens {
+		if expired(t, now) {
+			delete(s.tokens, id)
+		}
+	}
+	s.tokens[c.GetId()] = &hsmfsmv1.QuorumToken{
+		Id: c.GetId(), Service: c.GetService(), Requester: c.GetRequester(),
+		Challenge: bytes.Clone(c.GetChallenge()), IssuedAtUnix: now,
+	}
+	return ok()
+}
+
+func (s *state) approveQuorumToken(c *hsmfsmv1.ApproveQuorumToken) *hsmfsmv1.Result {
+	if r := s.requireActive(); r != nil {
+		return r
+	}
+	t, found := s.tokens[c.GetId()]
+	if !found {
+		return fail(codeNotFound, "quorum token %q not found", c.GetId())
+	}
+	if expired(t, c.GetNowUnix()) {
+		return fail(codeDenied, "quorum token expired: token %q was issued more than %d s ago", c.GetId(), QuorumTokenLifetime)
+	}
+	u, r := s.adminActor(c.GetApprover(), "approve quorum tokens")
+	if r != nil {
+		return r
+	}
+	switch key := u.GetInfo().GetQuorumPublicKey(); {
+	case len(key) == 0:
+		return fail(codePrecondition, "admin %q has no registered quorum key", c.GetApprover())
+	case !bytes.Equal(key, c.GetApproverPublicKeyDer()):
+		return fail(codeDenied, "the approval was verified with a key that is not %q's registered quorum key", c.GetApprover())
+	}
+	i, approved := slices.BinarySearch(t.GetApprovers(), c.GetApprover())
+	if approved {
+		return fail(codeExists, "quorum token %q is already approved by %q", c.GetId(), c.GetApprover())
+	}
+	t.Approvers = slices.Insert(t.Approvers, i, c.GetApprover())
 	return ok()
 }

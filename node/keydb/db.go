@@ -32,6 +32,16 @@ const (
 	MaxLabelLen = 127
 	// MaxKeyIDLen bounds a key id, in bytes (an hsmsim bound).
 	MaxKeyIDLen = 128
+	// MaxQuorumTokens is the most quorum tokens the cluster holds
+	// (CloudHSM: an HSM stores at most 1,024 tokens).
+	MaxQuorumTokens = 1024
+	// QuorumTokenLifetime is how long a quorum token is accepted after it
+	// is issued, in seconds (CloudHSM: 10 minutes).
+	QuorumTokenLifetime = 600
+	// QuorumChallengeSize is the size of a quorum token's challenge.
+	QuorumChallengeSize = 32
+	// MaxQuorumTokenIDLen bounds a quorum token id (an hsmsim bound).
+	MaxQuorumTokenIDLen = 64
 )
 
 // Quorum-controlled services whose minimum value SetQuorumValue sets.
@@ -62,6 +72,7 @@ type state struct {
 	keys       map[uint64]*hsmfsmv1.Key
 	members    map[string]*hsmfsmv1.Member
 	quorum     map[string]uint32 // only values other than 1
+	tokens     map[string]*hsmfsmv1.QuorumToken
 	nextHandle uint64
 
 	// Derived, rebuilt by Restore.
@@ -76,6 +87,7 @@ func newState() *state {
 		keys:       make(map[uint64]*hsmfsmv1.Key),
 		members:    make(map[string]*hsmfsmv1.Member),
 		quorum:     make(map[string]uint32),
+		tokens:     make(map[string]*hsmfsmv1.QuorumToken),
 		nextHandle: 1,
 		ids:        make(map[string][]uint64),
 		owned:      make(map[string]int),
@@ -261,6 +273,31 @@ func (db *DB) QuorumValue(service string) uint32 {
 		return m
 	}
 	return 1
+}
+
+// QuorumTokens returns the quorum tokens, expired ones included until a new
+// token's creation drops them, sorted by id.
+func (db *DB) QuorumTokens() []*hsmfsmv1.QuorumToken {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	out := make([]*hsmfsmv1.QuorumToken, 0, len(db.s.tokens))
+	for _, t := range db.s.tokens {
+		out = append(out, proto.CloneOf(t))
+	}
+	slices.SortFunc(out, func(a, b *hsmfsmv1.QuorumToken) int { return strings.Compare(a.GetId(), b.GetId()) })
+	return out
+}
+
+// QuorumToken returns the quorum token with the given id, and whether it
+// exists.
+func (db *DB) QuorumToken(id string) (*hsmfsmv1.QuorumToken, bool) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	t, ok := db.s.tokens[id]
+	if !ok {
+		return nil, false
+	}
+	return proto.CloneOf(t), true
 }
 
 // AppliedIndex returns the log index of the last command applied (or the

@@ -27,8 +27,9 @@
 //
 // keydb never sees plaintext key material: a key record holds the material
 // sealed by the node's barrier, and keydb cannot open it. It does not verify
-// passwords (it stores Argon2id hashes made by the node), quorum tokens, or
-// the role of a session's user before proposing: the node checks those, and
+// passwords (it stores Argon2id hashes made by the node), quorum approval
+// signatures, or the role of a session's user before proposing: the node
+// checks those, and
 // keydb re-checks what depends on the replicated state (the actor exists and
 // has the role, only a key's owner changes the key, a key id is unique), so
 // that a stale replica cannot allow what the log forbids.
@@ -44,4 +45,17 @@
 // share a key id; otherwise an id is unique. Quotas follow CloudHSM's
 // (reference §5.2): MaxUsers users, MaxKeys key objects and MaxMembers HSMs
 // per cluster.
+//
+// # Quorum (M of N)
+//
+// While a service's quorum value is above 1 (CloudHSM: 2 to 8), its
+// commands name a quorum token: "user" guards CreateUser, DeleteUser and an
+// admin's SetPassword, "quorum" guards SetQuorumValue. The token must be for
+// that service, issued to the actor, at most QuorumTokenLifetime seconds
+// old at the command's now_unix and approved by at least M current admins;
+// the command consumes it in the same Apply. Times are the proposing node's
+// clock carried in the command, never read here. An approval names the key
+// the node verified the signature with, which must still be the approver's
+// registered key. Creating a token drops the expired ones; at most
+// MaxQuorumTokens live tokens are held.
 package keydb

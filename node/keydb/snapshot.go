@@ -47,6 +47,9 @@ func (db *DB) Snapshot() ([]byte, error) {
 		}),
 		Members:    sortedValues(s.members, func(a, b *hsmfsmv1.Member) int { return strings.Compare(a.GetNodeId(), b.GetNodeId()) }),
 		NextHandle: s.nextHandle,
+		QuorumTokens: sortedValues(s.tokens, func(a, b *hsmfsmv1.QuorumToken) int {
+			return strings.Compare(a.GetId(), b.GetId())
+		}),
 	}
 	for _, service := range slices.Sorted(maps.Keys(s.quorum)) {
 		snap.Quorum = append(snap.Quorum, &hsmfsmv1.QuorumSetting{Service: service, M: s.quorum[service]})
@@ -57,6 +60,40 @@ func (db *DB) Snapshot() ([]byte, error) {
 		return nil, fmt.Errorf("keydb: encode snapshot: %w", err)
 	}
 	return b, nil
+}
+
+// PrepareRestore turns a snapshot taken on another cluster (from a backup)
+// into the first snapshot of a new cluster: it decodes and validates it as
+// Restore does, replaces the member list with first (the HSM restoring it:
+// the source's HSMs are not members of the new cluster), drops the quorum
+// tokens (they were issued on the source) and sets the applied index to
+// appliedIndex, the Raft index the snapshot is installed at. Users, keys,
+// quorum values, the handle counter and the cluster record are kept.
+func PrepareRestore(b []byte, first *hsmfsmv1.Member, appliedIndex uint64) ([]byte, error) {
+	if r := checkMember(first); r != nil {
+		return nil, fmt.Errorf("%w: first member: %s", ErrSnapshotInvalid, r.GetMessage())
+	}
+	snap := new(hsmfsmv1.Snapshot)
+	if err := proto.Unmarshal(b, snap); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSnapshotDecode, err)
+	}
+	if v := snap.GetFormatVersion(); v != SnapshotFormatVersion {
+		return nil, fmt.Errorf("%w: %d, want %d", ErrSnapshotVersion, v, SnapshotFormatVersion)
+	}
+	if snap.GetCluster().GetState() == stateUninitialized {
+		return nil, fmt.Errorf("%w: the snapshot's cluster is not initialized", ErrSnapshotInvalid)
+	}
+	snap.Members = []*hsmfsmv1.Member{proto.CloneOf(first)}
+	snap.QuorumTokens = nil
+	snap.AppliedIndex = appliedIndex
+	if _, err := stateFromSnapshot(proto.CloneOf(snap)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSnapshotInvalid, err)
+	}
+	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(snap)
+	if err != nil {
+		return nil, fmt.Errorf("keydb: encode snapshot: %w", err)
+	}
+	return out, nil
 }
 
 // Restore replaces the whole state with the one encoded in b. It decodes and
@@ -178,6 +215,29 @@ func stateFromSnapshot(snap *hsmfsmv1.Snapshot) (*state, error) {
 			return nil, fmt.Errorf("duplicate quorum service %q", q.GetService())
 		}
 		s.quorum[q.GetService()] = q.GetM()
+	}
+
+	if n := len(snap.GetQuorumTokens()); n > MaxQuorumTokens {
+		return nil, fmt.Errorf("%d quorum tokens, at most %d", n, MaxQuorumTokens)
+	}
+	for _, t := range snap.GetQuorumTokens() {
+		id := t.GetId()
+		switch {
+		case id == "" || len(id) > MaxQuorumTokenIDLen:
+			return nil, fmt.Errorf("quorum token id %q", id)
+		case !validService(t.GetService()):
+			return nil, fmt.Errorf("quorum token %q: unknown service %q", id, t.GetService())
+		case t.GetRequester() == "":
+			return nil, fmt.Errorf("quorum token %q: no requester", id)
+		case len(t.GetChallenge()) != QuorumChallengeSize:
+			return nil, fmt.Errorf("quorum token %q: challenge of %d bytes", id, len(t.GetChallenge()))
+		case !slices.IsSorted(t.GetApprovers()) || len(slices.Compact(slices.Clone(t.GetApprovers()))) != len(t.GetApprovers()):
+			return nil, fmt.Errorf("quorum token %q: approvers not sorted and distinct", id)
+		}
+		if _, dup := s.tokens[id]; dup {
+			return nil, fmt.Errorf("duplicate quorum token %q", id)
+		}
+		s.tokens[id] = t
 	}
 	return s, nil
 }

@@ -38,12 +38,18 @@ type Cluster struct {
 	t testing.TB
 	// Configure, when set, adjusts each new node's configuration (for
 	// example a small SnapshotThreshold) before it starts.
-	Configure  func(*node.Config)
-	ClusterID  string
-	HardwareCA *testpki.CA
-	CustomerCA *testpki.CA
-	control    tls.Certificate
-	Nodes      []*Node
+	Configure func(*node.Config)
+	// ClusterID is the control plane's id of the cluster.
+	ClusterID string
+	// CertificateID is the cluster certificate's common name: ClusterID,
+	// except in a cluster restored from a backup, where it is the source's.
+	CertificateID string
+	HardwareCA    *testpki.CA
+	CustomerCA    *testpki.CA
+	// BackupKey is the deployment's backup key, given to every node.
+	BackupKey []byte
+	control   tls.Certificate
+	Nodes     []*Node
 }
 
 // Node is one HSM of a Cluster.
@@ -78,16 +84,75 @@ func New(t testing.TB, n int, configure ...func(*node.Config)) *Cluster {
 func NewUninitialized(t testing.TB, configure ...func(*node.Config)) *Cluster {
 	t.Helper()
 	hw := testpki.NewCA(t, "hsmsim hardware CA")
+	backupKey, err := cryptocore.RandomBytes(cryptocore.KeySize)
+	require.NoError(t, err)
 	c := &Cluster{
-		t: t, ClusterID: "cluster-" + fmt.Sprintf("%x", time.Now().UnixNano())[:11],
-		HardwareCA: hw, CustomerCA: testpki.NewCA(t, "customer CA"),
+		t: t, ClusterID: newClusterID(),
+		HardwareCA: hw, CustomerCA: testpki.NewCA(t, "customer CA"), BackupKey: backupKey,
 		control: hw.Issue(t, "control-plane", false),
 	}
+	c.CertificateID = c.ClusterID
 	if len(configure) > 0 {
 		c.Configure = configure[0]
 	}
 	c.startNode(nil)
 	return c
+}
+
+// newClusterID returns a fresh cluster id in CloudHSM's format.
+func newClusterID() string {
+	b, err := cryptocore.RandomBytes(6)
+	if err != nil {
+		panic(err)
+	}
+	return "cluster-" + fmt.Sprintf("%x", b)[:11]
+}
+
+// Restore starts a new cluster of n HSMs from backup, as the control plane
+// does for a cluster created from a backup: the deployment's PKI and backup
+// key are src's, the cluster id is new; the first HSM restores the backup
+// and the others join. It waits until every HSM has converged.
+func Restore(t testing.TB, src *Cluster, backup []byte, n int, configure ...func(*node.Config)) *Cluster {
+	t.Helper()
+	c, err := TryRestore(t, src, backup, configure...)
+	require.NoError(t, err, "restore the backup")
+	for i := 1; i < n; i++ {
+		c.AddNode()
+	}
+	c.WaitConverged()
+	return c
+}
+
+// TryRestore starts the first HSM of a new cluster restoring backup (see
+// Restore) and returns what its Start returned; on an error the HSM is not
+// running.
+func TryRestore(t testing.TB, src *Cluster, backup []byte, configure ...func(*node.Config)) (*Cluster, error) {
+	t.Helper()
+	c := &Cluster{
+		t: t, ClusterID: newClusterID(), CertificateID: src.CertificateID,
+		HardwareCA: src.HardwareCA, CustomerCA: src.CustomerCA, BackupKey: src.BackupKey, control: src.control,
+	}
+	if len(configure) > 0 {
+		c.Configure = configure[0]
+	}
+	cfg := c.newConfig(0, nil)
+	cfg.RestoreFrom = backup
+	nd := &Node{Index: 0, cfg: cfg}
+	c.Nodes = append(c.Nodes, nd)
+	if err := c.tryRun(nd); err != nil {
+		return c, err
+	}
+	c.CertificateID = nd.Status().GetCertificateId()
+	return c, nil
+}
+
+// Backup takes a backup on the leader with the control plane's certificate.
+func (c *Cluster) Backup() []byte {
+	c.t.Helper()
+	resp, err := c.Control(c.Leader().Index).CreateBackup(context.Background(), &hsmv1.CreateBackupRequest{})
+	require.NoError(c.t, err)
+	require.Equal(c.t, c.CertificateID, resp.GetCertificateId())
+	return resp.GetBackup()
 }
 
 // Config returns the configuration a new node at index i gets.
@@ -99,10 +164,11 @@ func (c *Cluster) newConfig(i int, join *node.JoinConfig) node.Config {
 	cfg.DataDir = c.t.TempDir()
 	cfg.DeviceCert = c.HardwareCA.Issue(c.t, cfg.NodeID, false)
 	cfg.HardwareCA = c.HardwareCA.Cert
+	cfg.BackupKey = c.BackupKey
 	cfg.Join = join
-	cfg.HeartbeatTimeout = 100 * time.Millisecond
-	cfg.ElectionTimeout = 100 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 50 * time.Millisecond
+	cfg.HeartbeatTimeout = 250 * time.Millisecond
+	cfg.ElectionTimeout = 250 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 200 * time.Millisecond
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.PasswordParams = CheapPasswords
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: cfg.NodeID, Level: hclog.Info, Output: testWriter{c.t}})
@@ -125,6 +191,12 @@ func (c *Cluster) startNode(join *node.JoinConfig) *Node {
 // addresses after a restart.
 func (c *Cluster) run(nd *Node) {
 	c.t.Helper()
+	require.NoError(c.t, c.tryRun(nd))
+}
+
+// tryRun is run that returns Start's error.
+func (c *Cluster) tryRun(nd *Node) error {
+	c.t.Helper()
 	cfg := nd.cfg
 	listenOn := func(addr string) net.Listener {
 		if addr == "" {
@@ -143,10 +215,17 @@ func (c *Cluster) run(nd *Node) {
 	cfg.AdvertiseAPI, cfg.AdvertiseRaft = cfg.APIListener.Addr().String(), cfg.RaftListener.Addr().String()
 	nd.cfg.AdvertiseAPI, nd.cfg.AdvertiseRaft = cfg.AdvertiseAPI, cfg.AdvertiseRaft
 	n, err := node.New(cfg)
-	require.NoError(c.t, err)
-	require.NoError(c.t, n.Start(context.Background()))
+	if err != nil {
+		cfg.APIListener.Close()
+		cfg.RaftListener.Close()
+		return err
+	}
+	if err := n.Start(context.Background()); err != nil {
+		return err
+	}
 	nd.Node, nd.running, nd.apiAddr = n, true, cfg.AdvertiseAPI
 	c.t.Cleanup(func() { c.Stop(nd.Index) })
+	return nil
 }
 
 // Stop shuts node i down (its data stays).
@@ -209,7 +288,7 @@ func (c *Cluster) AddNode() *Node {
 			addrs = append(addrs, nd.apiAddr)
 		}
 	}
-	nd := c.startNode(&node.JoinConfig{Addrs: addrs, TrustAnchorPEM: string(c.CustomerCA.CertPEM())})
+	nd := c.startNode(&node.JoinConfig{Addrs: addrs, TrustAnchorPEM: string(c.CustomerCA.CertPEM()), CertificateID: c.CertificateID})
 	leader := c.Leader()
 	_, err := hsmv1.NewClusterServiceClient(c.controlConn(leader.Index)).AdmitMember(context.Background(), &hsmv1.AdmitMemberRequest{
 		NodeId: nd.ID(), Az: nd.cfg.AZ, RaftAddress: nd.RaftAddr(), ApiAddress: nd.APIAddr(), DeviceCertSha256: nd.DeviceCertSHA256(),
@@ -250,11 +329,19 @@ func (c *Cluster) Followers() []*Node {
 	return out
 }
 
-// WaitConverged waits until every running node has applied the leader's commit index.
+// WaitConverged waits until the leader has committed its whole log and every
+// running node has applied it.
 func (c *Cluster) WaitConverged() {
 	c.t.Helper()
 	require.Eventually(c.t, func() bool {
-		commit := c.Leader().Status().GetCommitIndex()
+		leader := c.Leader()
+		commit := leader.Status().GetCommitIndex()
+		// A new leader learns what is committed only once an entry of its
+		// own term is (Raft §5.4.2): until then its commit index can lag
+		// entries the cluster acknowledged, and is 0 after a restart.
+		if commit < leader.LastIndex() {
+			return false
+		}
 		for _, nd := range c.Nodes {
 			if nd.running && nd.Status().GetAppliedIndex() < commit {
 				return false
@@ -292,7 +379,7 @@ func (c *Cluster) conn(i int, clientCert *tls.Certificate) *grpc.ClientConn {
 			for j, pc := range cs.PeerCertificates {
 				raw[j] = pc.Raw
 			}
-			if transport.VerifyClusterChain(raw, c.CustomerCA.Cert, c.ClusterID) == nil {
+			if transport.VerifyClusterChain(raw, c.CustomerCA.Cert, c.CertificateID) == nil {
 				return nil
 			}
 			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: c.HardwareCA.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})

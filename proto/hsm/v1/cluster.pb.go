@@ -173,8 +173,12 @@ type GetStatusResponse struct {
 	SessionCount  uint32        `protobuf:"varint,14,opt,name=session_count,json=sessionCount,proto3" json:"session_count,omitempty"`
 	// device_cert_sha256 identifies the HSM's device certificate.
 	DeviceCertSha256 []byte `protobuf:"bytes,15,opt,name=device_cert_sha256,json=deviceCertSha256,proto3" json:"device_cert_sha256,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// certificate_id is the common name of the cluster certificate: the id of
+	// the first cluster of the lineage. It differs from cluster_id in a
+	// cluster restored from a backup. Empty before initialization or join.
+	CertificateId string `protobuf:"bytes,16,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetStatusResponse) Reset() {
@@ -310,6 +314,13 @@ func (x *GetStatusResponse) GetDeviceCertSha256() []byte {
 		return x.DeviceCertSha256
 	}
 	return nil
+}
+
+func (x *GetStatusResponse) GetCertificateId() string {
+	if x != nil {
+		return x.CertificateId
+	}
+	return ""
 }
 
 // GetClusterCsrRequest is empty.
@@ -836,6 +847,108 @@ func (*SetFaultsResponse) Descriptor() ([]byte, []int) {
 	return file_hsm_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
+// CreateBackupRequest is empty.
+type CreateBackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBackupRequest) Reset() {
+	*x = CreateBackupRequest{}
+	mi := &file_hsm_v1_cluster_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBackupRequest) ProtoMessage() {}
+
+func (x *CreateBackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_cluster_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBackupRequest.ProtoReflect.Descriptor instead.
+func (*CreateBackupRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_cluster_proto_rawDescGZIP(), []int{14}
+}
+
+// CreateBackupResponse carries the sealed backup: a cryptocore envelope
+// (key id "backup") under the deployment's backup key of an
+// hsmfsm.v1.Backup. Key records inside stay sealed under the domain key.
+type CreateBackupResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Backup []byte                 `protobuf:"bytes,1,opt,name=backup,proto3" json:"backup,omitempty"`
+	// index is the key database's applied Raft index the backup reflects.
+	Index uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	// certificate_id is the backed-up cluster's certificate id.
+	CertificateId string `protobuf:"bytes,3,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBackupResponse) Reset() {
+	*x = CreateBackupResponse{}
+	mi := &file_hsm_v1_cluster_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBackupResponse) ProtoMessage() {}
+
+func (x *CreateBackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_cluster_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBackupResponse.ProtoReflect.Descriptor instead.
+func (*CreateBackupResponse) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_cluster_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CreateBackupResponse) GetBackup() []byte {
+	if x != nil {
+		return x.Backup
+	}
+	return nil
+}
+
+func (x *CreateBackupResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *CreateBackupResponse) GetCertificateId() string {
+	if x != nil {
+		return x.CertificateId
+	}
+	return ""
+}
+
 // ApplyCommandRequest carries an encoded hsmfsm.v1.Command.
 type ApplyCommandRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -846,7 +959,7 @@ type ApplyCommandRequest struct {
 
 func (x *ApplyCommandRequest) Reset() {
 	*x = ApplyCommandRequest{}
-	mi := &file_hsm_v1_cluster_proto_msgTypes[14]
+	mi := &file_hsm_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +971,7 @@ func (x *ApplyCommandRequest) String() string {
 func (*ApplyCommandRequest) ProtoMessage() {}
 
 func (x *ApplyCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_cluster_proto_msgTypes[14]
+	mi := &file_hsm_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +984,7 @@ func (x *ApplyCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyCommandRequest.ProtoReflect.Descriptor instead.
 func (*ApplyCommandRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_hsm_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ApplyCommandRequest) GetCommand() []byte {
@@ -892,7 +1005,7 @@ type ApplyCommandResponse struct {
 
 func (x *ApplyCommandResponse) Reset() {
 	*x = ApplyCommandResponse{}
-	mi := &file_hsm_v1_cluster_proto_msgTypes[15]
+	mi := &file_hsm_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1017,7 @@ func (x *ApplyCommandResponse) String() string {
 func (*ApplyCommandResponse) ProtoMessage() {}
 
 func (x *ApplyCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_cluster_proto_msgTypes[15]
+	mi := &file_hsm_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1030,7 @@ func (x *ApplyCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyCommandResponse.ProtoReflect.Descriptor instead.
 func (*ApplyCommandResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_hsm_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ApplyCommandResponse) GetResult() []byte {
@@ -944,7 +1057,7 @@ type FetchClusterSecretsRequest struct {
 
 func (x *FetchClusterSecretsRequest) Reset() {
 	*x = FetchClusterSecretsRequest{}
-	mi := &file_hsm_v1_cluster_proto_msgTypes[16]
+	mi := &file_hsm_v1_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1069,7 @@ func (x *FetchClusterSecretsRequest) String() string {
 func (*FetchClusterSecretsRequest) ProtoMessage() {}
 
 func (x *FetchClusterSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_cluster_proto_msgTypes[16]
+	mi := &file_hsm_v1_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1082,7 @@ func (x *FetchClusterSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchClusterSecretsRequest.ProtoReflect.Descriptor instead.
 func (*FetchClusterSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_hsm_v1_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FetchClusterSecretsRequest) GetNodeId() string {
@@ -994,7 +1107,7 @@ type FetchClusterSecretsResponse struct {
 
 func (x *FetchClusterSecretsResponse) Reset() {
 	*x = FetchClusterSecretsResponse{}
-	mi := &file_hsm_v1_cluster_proto_msgTypes[17]
+	mi := &file_hsm_v1_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1119,7 @@ func (x *FetchClusterSecretsResponse) String() string {
 func (*FetchClusterSecretsResponse) ProtoMessage() {}
 
 func (x *FetchClusterSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_cluster_proto_msgTypes[17]
+	mi := &file_hsm_v1_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1132,7 @@ func (x *FetchClusterSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchClusterSecretsResponse.ProtoReflect.Descriptor instead.
 func (*FetchClusterSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_cluster_proto_rawDescGZIP(), []int{17}
+	return file_hsm_v1_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FetchClusterSecretsResponse) GetClusterKeyPkcs8() []byte {
@@ -1067,7 +1180,7 @@ type AddVoterRequest struct {
 
 func (x *AddVoterRequest) Reset() {
 	*x = AddVoterRequest{}
-	mi := &file_hsm_v1_cluster_proto_msgTypes[18]
+	mi := &file_hsm_v1_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1192,7 @@ func (x *AddVoterRequest) String() string {
 func (*AddVoterRequest) ProtoMessage() {}
 
 func (x *AddVoterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_cluster_proto_msgTypes[18]
+	mi := &file_hsm_v1_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,7 +1205,7 @@ func (x *AddVoterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddVoterRequest.ProtoReflect.Descriptor instead.
 func (*AddVoterRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_cluster_proto_rawDescGZIP(), []int{18}
+	return file_hsm_v1_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AddVoterRequest) GetNodeId() string {
@@ -1111,7 +1224,7 @@ type AddVoterResponse struct {
 
 func (x *AddVoterResponse) Reset() {
 	*x = AddVoterResponse{}
-	mi := &file_hsm_v1_cluster_proto_msgTypes[19]
+	mi := &file_hsm_v1_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1236,7 @@ func (x *AddVoterResponse) String() string {
 func (*AddVoterResponse) ProtoMessage() {}
 
 func (x *AddVoterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_cluster_proto_msgTypes[19]
+	mi := &file_hsm_v1_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1249,7 @@ func (x *AddVoterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddVoterResponse.ProtoReflect.Descriptor instead.
 func (*AddVoterResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_cluster_proto_rawDescGZIP(), []int{19}
+	return file_hsm_v1_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 var File_hsm_v1_cluster_proto protoreflect.FileDescriptor
@@ -1154,7 +1267,7 @@ const file_hsm_v1_cluster_proto_rawDesc = "" +
 	"apiAddress\x12\x14\n" +
 	"\x05voter\x18\x05 \x01(\bR\x05voter\x12\x16\n" +
 	"\x06leader\x18\x06 \x01(\bR\x06leader\x12\x18\n" +
-	"\ablocked\x18\a \x01(\bR\ablocked\"\xe9\x03\n" +
+	"\ablocked\x18\a \x01(\bR\ablocked\"\x90\x04\n" +
 	"\x11GetStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x0e\n" +
 	"\x02az\x18\x02 \x01(\tR\x02az\x12\x1d\n" +
@@ -1174,7 +1287,8 @@ const file_hsm_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"user_count\x18\r \x01(\rR\tuserCount\x12#\n" +
 	"\rsession_count\x18\x0e \x01(\rR\fsessionCount\x12,\n" +
-	"\x12device_cert_sha256\x18\x0f \x01(\fR\x10deviceCertSha256\"\x16\n" +
+	"\x12device_cert_sha256\x18\x0f \x01(\fR\x10deviceCertSha256\x12%\n" +
+	"\x0ecertificate_id\x18\x10 \x01(\tR\rcertificateId\"\x16\n" +
 	"\x14GetClusterCsrRequest\"0\n" +
 	"\x15GetClusterCsrResponse\x12\x17\n" +
 	"\acsr_pem\x18\x01 \x01(\tR\x06csrPem\"\x8b\x01\n" +
@@ -1201,7 +1315,12 @@ const file_hsm_v1_cluster_proto_rawDesc = "" +
 	"\bdelay_ms\x18\x03 \x01(\rR\adelayMs\"=\n" +
 	"\x10SetFaultsRequest\x12)\n" +
 	"\x06faults\x18\x01 \x03(\v2\x11.hsm.v1.LinkFaultR\x06faults\"\x13\n" +
-	"\x11SetFaultsResponse\"/\n" +
+	"\x11SetFaultsResponse\"\x15\n" +
+	"\x13CreateBackupRequest\"k\n" +
+	"\x14CreateBackupResponse\x12\x16\n" +
+	"\x06backup\x18\x01 \x01(\fR\x06backup\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12%\n" +
+	"\x0ecertificate_id\x18\x03 \x01(\tR\rcertificateId\"/\n" +
 	"\x13ApplyCommandRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"D\n" +
 	"\x14ApplyCommandResponse\x12\x16\n" +
@@ -1219,14 +1338,15 @@ const file_hsm_v1_cluster_proto_rawDesc = "" +
 	"cluster_id\x18\x05 \x01(\tR\tclusterId\"*\n" +
 	"\x0fAddVoterRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\x12\n" +
-	"\x10AddVoterResponse2\xcf\x03\n" +
+	"\x10AddVoterResponse2\x9a\x04\n" +
 	"\x0eClusterService\x12@\n" +
 	"\tGetStatus\x12\x18.hsm.v1.GetStatusRequest\x1a\x19.hsm.v1.GetStatusResponse\x12L\n" +
 	"\rGetClusterCsr\x12\x1c.hsm.v1.GetClusterCsrRequest\x1a\x1d.hsm.v1.GetClusterCsrResponse\x12X\n" +
 	"\x11InitializeCluster\x12 .hsm.v1.InitializeClusterRequest\x1a!.hsm.v1.InitializeClusterResponse\x12F\n" +
 	"\vAdmitMember\x12\x1a.hsm.v1.AdmitMemberRequest\x1a\x1b.hsm.v1.AdmitMemberResponse\x12I\n" +
 	"\fRemoveMember\x12\x1b.hsm.v1.RemoveMemberRequest\x1a\x1c.hsm.v1.RemoveMemberResponse\x12@\n" +
-	"\tSetFaults\x12\x18.hsm.v1.SetFaultsRequest\x1a\x19.hsm.v1.SetFaultsResponse2\xf7\x01\n" +
+	"\tSetFaults\x12\x18.hsm.v1.SetFaultsRequest\x1a\x19.hsm.v1.SetFaultsResponse\x12I\n" +
+	"\fCreateBackup\x12\x1b.hsm.v1.CreateBackupRequest\x1a\x1c.hsm.v1.CreateBackupResponse2\xf7\x01\n" +
 	"\vPeerService\x12I\n" +
 	"\fApplyCommand\x12\x1b.hsm.v1.ApplyCommandRequest\x1a\x1c.hsm.v1.ApplyCommandResponse\x12^\n" +
 	"\x13FetchClusterSecrets\x12\".hsm.v1.FetchClusterSecretsRequest\x1a#.hsm.v1.FetchClusterSecretsResponse\x12=\n" +
@@ -1244,7 +1364,7 @@ func file_hsm_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_hsm_v1_cluster_proto_rawDescData
 }
 
-var file_hsm_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_hsm_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_hsm_v1_cluster_proto_goTypes = []any{
 	(*GetStatusRequest)(nil),            // 0: hsm.v1.GetStatusRequest
 	(*PeerStatus)(nil),                  // 1: hsm.v1.PeerStatus
@@ -1260,12 +1380,14 @@ var file_hsm_v1_cluster_proto_goTypes = []any{
 	(*LinkFault)(nil),                   // 11: hsm.v1.LinkFault
 	(*SetFaultsRequest)(nil),            // 12: hsm.v1.SetFaultsRequest
 	(*SetFaultsResponse)(nil),           // 13: hsm.v1.SetFaultsResponse
-	(*ApplyCommandRequest)(nil),         // 14: hsm.v1.ApplyCommandRequest
-	(*ApplyCommandResponse)(nil),        // 15: hsm.v1.ApplyCommandResponse
-	(*FetchClusterSecretsRequest)(nil),  // 16: hsm.v1.FetchClusterSecretsRequest
-	(*FetchClusterSecretsResponse)(nil), // 17: hsm.v1.FetchClusterSecretsResponse
-	(*AddVoterRequest)(nil),             // 18: hsm.v1.AddVoterRequest
-	(*AddVoterResponse)(nil),            // 19: hsm.v1.AddVoterResponse
+	(*CreateBackupRequest)(nil),         // 14: hsm.v1.CreateBackupRequest
+	(*CreateBackupResponse)(nil),        // 15: hsm.v1.CreateBackupResponse
+	(*ApplyCommandRequest)(nil),         // 16: hsm.v1.ApplyCommandRequest
+	(*ApplyCommandResponse)(nil),        // 17: hsm.v1.ApplyCommandResponse
+	(*FetchClusterSecretsRequest)(nil),  // 18: hsm.v1.FetchClusterSecretsRequest
+	(*FetchClusterSecretsResponse)(nil), // 19: hsm.v1.FetchClusterSecretsResponse
+	(*AddVoterRequest)(nil),             // 20: hsm.v1.AddVoterRequest
+	(*AddVoterResponse)(nil),            // 21: hsm.v1.AddVoterResponse
 }
 var file_hsm_v1_cluster_proto_depIdxs = []int32{
 	1,  // 0: hsm.v1.GetStatusResponse.peers:type_name -> hsm.v1.PeerStatus
@@ -1276,20 +1398,22 @@ var file_hsm_v1_cluster_proto_depIdxs = []int32{
 	7,  // 5: hsm.v1.ClusterService.AdmitMember:input_type -> hsm.v1.AdmitMemberRequest
 	9,  // 6: hsm.v1.ClusterService.RemoveMember:input_type -> hsm.v1.RemoveMemberRequest
 	12, // 7: hsm.v1.ClusterService.SetFaults:input_type -> hsm.v1.SetFaultsRequest
-	14, // 8: hsm.v1.PeerService.ApplyCommand:input_type -> hsm.v1.ApplyCommandRequest
-	16, // 9: hsm.v1.PeerService.FetchClusterSecrets:input_type -> hsm.v1.FetchClusterSecretsRequest
-	18, // 10: hsm.v1.PeerService.AddVoter:input_type -> hsm.v1.AddVoterRequest
-	2,  // 11: hsm.v1.ClusterService.GetStatus:output_type -> hsm.v1.GetStatusResponse
-	4,  // 12: hsm.v1.ClusterService.GetClusterCsr:output_type -> hsm.v1.GetClusterCsrResponse
-	6,  // 13: hsm.v1.ClusterService.InitializeCluster:output_type -> hsm.v1.InitializeClusterResponse
-	8,  // 14: hsm.v1.ClusterService.AdmitMember:output_type -> hsm.v1.AdmitMemberResponse
-	10, // 15: hsm.v1.ClusterService.RemoveMember:output_type -> hsm.v1.RemoveMemberResponse
-	13, // 16: hsm.v1.ClusterService.SetFaults:output_type -> hsm.v1.SetFaultsResponse
-	15, // 17: hsm.v1.PeerService.ApplyCommand:output_type -> hsm.v1.ApplyCommandResponse
-	17, // 18: hsm.v1.PeerService.FetchClusterSecrets:output_type -> hsm.v1.FetchClusterSecretsResponse
-	19, // 19: hsm.v1.PeerService.AddVoter:output_type -> hsm.v1.AddVoterResponse
-	11, // [11:20] is the sub-list for method output_type
-	2,  // [2:11] is the sub-list for method input_type
+	14, // 8: hsm.v1.ClusterService.CreateBackup:input_type -> hsm.v1.CreateBackupRequest
+	16, // 9: hsm.v1.PeerService.ApplyCommand:input_type -> hsm.v1.ApplyCommandRequest
+	18, // 10: hsm.v1.PeerService.FetchClusterSecrets:input_type -> hsm.v1.FetchClusterSecretsRequest
+	20, // 11: hsm.v1.PeerService.AddVoter:input_type -> hsm.v1.AddVoterRequest
+	2,  // 12: hsm.v1.ClusterService.GetStatus:output_type -> hsm.v1.GetStatusResponse
+	4,  // 13: hsm.v1.ClusterService.GetClusterCsr:output_type -> hsm.v1.GetClusterCsrResponse
+	6,  // 14: hsm.v1.ClusterService.InitializeCluster:output_type -> hsm.v1.InitializeClusterResponse
+	8,  // 15: hsm.v1.ClusterService.AdmitMember:output_type -> hsm.v1.AdmitMemberResponse
+	10, // 16: hsm.v1.ClusterService.RemoveMember:output_type -> hsm.v1.RemoveMemberResponse
+	13, // 17: hsm.v1.ClusterService.SetFaults:output_type -> hsm.v1.SetFaultsResponse
+	15, // 18: hsm.v1.ClusterService.CreateBackup:output_type -> hsm.v1.CreateBackupResponse
+	17, // 19: hsm.v1.PeerService.ApplyCommand:output_type -> hsm.v1.ApplyCommandResponse
+	19, // 20: hsm.v1.PeerService.FetchClusterSecrets:output_type -> hsm.v1.FetchClusterSecretsResponse
+	21, // 21: hsm.v1.PeerService.AddVoter:output_type -> hsm.v1.AddVoterResponse
+	12, // [12:22] is the sub-list for method output_type
+	2,  // [2:12] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -1306,7 +1430,7 @@ func file_hsm_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsm_v1_cluster_proto_rawDesc), len(file_hsm_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

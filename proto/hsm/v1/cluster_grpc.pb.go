@@ -25,6 +25,7 @@ const (
 	ClusterService_AdmitMember_FullMethodName       = "/hsm.v1.ClusterService/AdmitMember"
 	ClusterService_RemoveMember_FullMethodName      = "/hsm.v1.ClusterService/RemoveMember"
 	ClusterService_SetFaults_FullMethodName         = "/hsm.v1.ClusterService/SetFaults"
+	ClusterService_CreateBackup_FullMethodName      = "/hsm.v1.ClusterService/CreateBackup"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -48,6 +49,10 @@ type ClusterServiceClient interface {
 	RemoveMember(ctx context.Context, in *RemoveMemberRequest, opts ...grpc.CallOption) (*RemoveMemberResponse, error)
 	// SetFaults replaces this HSM's injected network faults.
 	SetFaults(ctx context.Context, in *SetFaultsRequest, opts ...grpc.CallOption) (*SetFaultsResponse, error)
+	// CreateBackup returns a backup of this HSM's replica: the cluster
+	// secrets and the sealed key database, sealed under the deployment's
+	// backup key, so that only an HSM of the deployment can restore it.
+	CreateBackup(ctx context.Context, in *CreateBackupRequest, opts ...grpc.CallOption) (*CreateBackupResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -118,6 +123,16 @@ func (c *clusterServiceClient) SetFaults(ctx context.Context, in *SetFaultsReque
 	return out, nil
 }
 
+func (c *clusterServiceClient) CreateBackup(ctx context.Context, in *CreateBackupRequest, opts ...grpc.CallOption) (*CreateBackupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateBackupResponse)
+	err := c.cc.Invoke(ctx, ClusterService_CreateBackup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -139,6 +154,10 @@ type ClusterServiceServer interface {
 	RemoveMember(context.Context, *RemoveMemberRequest) (*RemoveMemberResponse, error)
 	// SetFaults replaces this HSM's injected network faults.
 	SetFaults(context.Context, *SetFaultsRequest) (*SetFaultsResponse, error)
+	// CreateBackup returns a backup of this HSM's replica: the cluster
+	// secrets and the sealed key database, sealed under the deployment's
+	// backup key, so that only an HSM of the deployment can restore it.
+	CreateBackup(context.Context, *CreateBackupRequest) (*CreateBackupResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -166,6 +185,9 @@ func (UnimplementedClusterServiceServer) RemoveMember(context.Context, *RemoveMe
 }
 func (UnimplementedClusterServiceServer) SetFaults(context.Context, *SetFaultsRequest) (*SetFaultsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetFaults not implemented")
+}
+func (UnimplementedClusterServiceServer) CreateBackup(context.Context, *CreateBackupRequest) (*CreateBackupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateBackup not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -296,6 +318,24 @@ func _ClusterService_SetFaults_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_CreateBackup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateBackupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).CreateBackup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_CreateBackup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).CreateBackup(ctx, req.(*CreateBackupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -326,6 +366,10 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetFaults",
 			Handler:    _ClusterService_SetFaults_Handler,
+		},
+		{
+			MethodName: "CreateBackup",
+			Handler:    _ClusterService_CreateBackup_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -536,7 +536,10 @@ type CreateUserRequest struct {
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
 	Role     Role                   `protobuf:"varint,2,opt,name=role,proto3,enum=hsm.v1.Role" json:"role,omitempty"`
 	// password is 8..32 characters.
-	Password      string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	Password string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	// quorum_token_id names an approved quorum token for the "user" service;
+	// required while that service's quorum value is above 1.
+	QuorumTokenId string `protobuf:"bytes,4,opt,name=quorum_token_id,json=quorumTokenId,proto3" json:"quorum_token_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -592,6 +595,13 @@ func (x *CreateUserRequest) GetPassword() string {
 	return ""
 }
 
+func (x *CreateUserRequest) GetQuorumTokenId() string {
+	if x != nil {
+		return x.QuorumTokenId
+	}
+	return ""
+}
+
 // CreateUserResponse is empty.
 type CreateUserResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -631,8 +641,10 @@ func (*CreateUserResponse) Descriptor() ([]byte, []int) {
 
 // DeleteUserRequest names the user.
 type DeleteUserRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// quorum_token_id: as in CreateUserRequest.
+	QuorumTokenId string `protobuf:"bytes,2,opt,name=quorum_token_id,json=quorumTokenId,proto3" json:"quorum_token_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -670,6 +682,13 @@ func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
 func (x *DeleteUserRequest) GetUsername() string {
 	if x != nil {
 		return x.Username
+	}
+	return ""
+}
+
+func (x *DeleteUserRequest) GetQuorumTokenId() string {
+	if x != nil {
+		return x.QuorumTokenId
 	}
 	return ""
 }
@@ -795,9 +814,12 @@ func (x *ListUsersResponse) GetUsers() []*UserInfo {
 
 // ChangePasswordRequest names the user and its new password.
 type ChangePasswordRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
-	NewPassword   string                 `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Username    string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	NewPassword string                 `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	// quorum_token_id: as in CreateUserRequest; needed when an admin changes
+	// a password, not when a crypto user changes its own.
+	QuorumTokenId string `protobuf:"bytes,3,opt,name=quorum_token_id,json=quorumTokenId,proto3" json:"quorum_token_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -842,6 +864,13 @@ func (x *ChangePasswordRequest) GetUsername() string {
 func (x *ChangePasswordRequest) GetNewPassword() string {
 	if x != nil {
 		return x.NewPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetQuorumTokenId() string {
+	if x != nil {
+		return x.QuorumTokenId
 	}
 	return ""
 }
@@ -3052,6 +3081,626 @@ func (x *GenerateRandomResponse) GetRandom() []byte {
 	return nil
 }
 
+// QuorumToken is a request for approvals, bound to one service and one
+// requesting admin.
+type QuorumToken struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TokenId string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// service is "user" or "quorum".
+	Service string `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	// challenge is 32 random bytes that each approver signs (ECDSA with
+	// SHA-256, ASN.1 DER signature).
+	Challenge []byte `protobuf:"bytes,3,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	// requester is the admin the token was issued to, the only one who may use it.
+	Requester string `protobuf:"bytes,4,opt,name=requester,proto3" json:"requester,omitempty"`
+	// expires_at_unix is when the token stops being accepted (Unix seconds).
+	ExpiresAtUnix int64 `protobuf:"varint,5,opt,name=expires_at_unix,json=expiresAtUnix,proto3" json:"expires_at_unix,omitempty"`
+	// approvers are the admins who approved the token, sorted.
+	Approvers     []string `protobuf:"bytes,6,rep,name=approvers,proto3" json:"approvers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuorumToken) Reset() {
+	*x = QuorumToken{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuorumToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuorumToken) ProtoMessage() {}
+
+func (x *QuorumToken) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuorumToken.ProtoReflect.Descriptor instead.
+func (*QuorumToken) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *QuorumToken) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *QuorumToken) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *QuorumToken) GetChallenge() []byte {
+	if x != nil {
+		return x.Challenge
+	}
+	return nil
+}
+
+func (x *QuorumToken) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+func (x *QuorumToken) GetExpiresAtUnix() int64 {
+	if x != nil {
+		return x.ExpiresAtUnix
+	}
+	return 0
+}
+
+func (x *QuorumToken) GetApprovers() []string {
+	if x != nil {
+		return x.Approvers
+	}
+	return nil
+}
+
+// QuorumValue is one quorum-controlled service's quorum value.
+type QuorumValue struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// value is M, 1..8; 1 means no quorum.
+	Value         uint32 `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuorumValue) Reset() {
+	*x = QuorumValue{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuorumValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuorumValue) ProtoMessage() {}
+
+func (x *QuorumValue) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuorumValue.ProtoReflect.Descriptor instead.
+func (*QuorumValue) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *QuorumValue) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *QuorumValue) GetValue() uint32 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+// RegisterQuorumKeyRequest carries a PKIX (SubjectPublicKeyInfo) DER ECDSA
+// P-256 public key.
+type RegisterQuorumKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PublicKeyDer  []byte                 `protobuf:"bytes,1,opt,name=public_key_der,json=publicKeyDer,proto3" json:"public_key_der,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterQuorumKeyRequest) Reset() {
+	*x = RegisterQuorumKeyRequest{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterQuorumKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterQuorumKeyRequest) ProtoMessage() {}
+
+func (x *RegisterQuorumKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterQuorumKeyRequest.ProtoReflect.Descriptor instead.
+func (*RegisterQuorumKeyRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *RegisterQuorumKeyRequest) GetPublicKeyDer() []byte {
+	if x != nil {
+		return x.PublicKeyDer
+	}
+	return nil
+}
+
+// RegisterQuorumKeyResponse is empty.
+type RegisterQuorumKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterQuorumKeyResponse) Reset() {
+	*x = RegisterQuorumKeyResponse{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterQuorumKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterQuorumKeyResponse) ProtoMessage() {}
+
+func (x *RegisterQuorumKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterQuorumKeyResponse.ProtoReflect.Descriptor instead.
+func (*RegisterQuorumKeyResponse) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{52}
+}
+
+// GenerateQuorumTokenRequest names the service the token is for.
+type GenerateQuorumTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerateQuorumTokenRequest) Reset() {
+	*x = GenerateQuorumTokenRequest{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateQuorumTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateQuorumTokenRequest) ProtoMessage() {}
+
+func (x *GenerateQuorumTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateQuorumTokenRequest.ProtoReflect.Descriptor instead.
+func (*GenerateQuorumTokenRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *GenerateQuorumTokenRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+// GenerateQuorumTokenResponse carries the new token.
+type GenerateQuorumTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *QuorumToken           `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerateQuorumTokenResponse) Reset() {
+	*x = GenerateQuorumTokenResponse{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateQuorumTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateQuorumTokenResponse) ProtoMessage() {}
+
+func (x *GenerateQuorumTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateQuorumTokenResponse.ProtoReflect.Descriptor instead.
+func (*GenerateQuorumTokenResponse) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *GenerateQuorumTokenResponse) GetToken() *QuorumToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+// ApproveQuorumTokenRequest carries one admin's approval.
+type ApproveQuorumTokenRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TokenId string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// approver_username is the admin whose registered key made the signature.
+	ApproverUsername string `protobuf:"bytes,2,opt,name=approver_username,json=approverUsername,proto3" json:"approver_username,omitempty"`
+	// signature is the ASN.1 DER ECDSA signature of SHA-256(challenge).
+	Signature     []byte `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveQuorumTokenRequest) Reset() {
+	*x = ApproveQuorumTokenRequest{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveQuorumTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveQuorumTokenRequest) ProtoMessage() {}
+
+func (x *ApproveQuorumTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveQuorumTokenRequest.ProtoReflect.Descriptor instead.
+func (*ApproveQuorumTokenRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ApproveQuorumTokenRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *ApproveQuorumTokenRequest) GetApproverUsername() string {
+	if x != nil {
+		return x.ApproverUsername
+	}
+	return ""
+}
+
+func (x *ApproveQuorumTokenRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// ApproveQuorumTokenResponse returns the token with its approvals.
+type ApproveQuorumTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *QuorumToken           `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveQuorumTokenResponse) Reset() {
+	*x = ApproveQuorumTokenResponse{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveQuorumTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveQuorumTokenResponse) ProtoMessage() {}
+
+func (x *ApproveQuorumTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveQuorumTokenResponse.ProtoReflect.Descriptor instead.
+func (*ApproveQuorumTokenResponse) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ApproveQuorumTokenResponse) GetToken() *QuorumToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+// ListQuorumTokensRequest is empty.
+type ListQuorumTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuorumTokensRequest) Reset() {
+	*x = ListQuorumTokensRequest{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuorumTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuorumTokensRequest) ProtoMessage() {}
+
+func (x *ListQuorumTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuorumTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListQuorumTokensRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{57}
+}
+
+// ListQuorumTokensResponse lists the tokens, sorted by id, and every
+// quorum-controlled service's value, sorted by service.
+type ListQuorumTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*QuorumToken         `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	Values        []*QuorumValue         `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuorumTokensResponse) Reset() {
+	*x = ListQuorumTokensResponse{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuorumTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuorumTokensResponse) ProtoMessage() {}
+
+func (x *ListQuorumTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuorumTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListQuorumTokensResponse) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ListQuorumTokensResponse) GetTokens() []*QuorumToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+func (x *ListQuorumTokensResponse) GetValues() []*QuorumValue {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// SetQuorumValueRequest sets a service's quorum value.
+type SetQuorumValueRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service is "user" or "quorum".
+	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// value is 1..8.
+	Value uint32 `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
+	// quorum_token_id names an approved token for the "quorum" service;
+	// required while that service's quorum value is above 1.
+	QuorumTokenId string `protobuf:"bytes,3,opt,name=quorum_token_id,json=quorumTokenId,proto3" json:"quorum_token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetQuorumValueRequest) Reset() {
+	*x = SetQuorumValueRequest{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetQuorumValueRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetQuorumValueRequest) ProtoMessage() {}
+
+func (x *SetQuorumValueRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetQuorumValueRequest.ProtoReflect.Descriptor instead.
+func (*SetQuorumValueRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *SetQuorumValueRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *SetQuorumValueRequest) GetValue() uint32 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *SetQuorumValueRequest) GetQuorumTokenId() string {
+	if x != nil {
+		return x.QuorumTokenId
+	}
+	return ""
+}
+
+// SetQuorumValueResponse is empty.
+type SetQuorumValueResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetQuorumValueResponse) Reset() {
+	*x = SetQuorumValueResponse{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetQuorumValueResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetQuorumValueResponse) ProtoMessage() {}
+
+func (x *SetQuorumValueResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetQuorumValueResponse.ProtoReflect.Descriptor instead.
+func (*SetQuorumValueResponse) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{60}
+}
+
 var File_hsm_v1_hsm_proto protoreflect.FileDescriptor
 
 const file_hsm_v1_hsm_proto_rawDesc = "" +
@@ -3069,21 +3718,24 @@ const file_hsm_v1_hsm_proto_rawDesc = "" +
 	"\x0eLogoutResponse\"?\n" +
 	"\x16ActivateClusterRequest\x12%\n" +
 	"\x0eadmin_password\x18\x01 \x01(\tR\radminPassword\"\x19\n" +
-	"\x17ActivateClusterResponse\"m\n" +
+	"\x17ActivateClusterResponse\"\x95\x01\n" +
 	"\x11CreateUserRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12 \n" +
 	"\x04role\x18\x02 \x01(\x0e2\f.hsm.v1.RoleR\x04role\x12\x1a\n" +
-	"\bpassword\x18\x03 \x01(\tR\bpassword\"\x14\n" +
-	"\x12CreateUserResponse\"/\n" +
+	"\bpassword\x18\x03 \x01(\tR\bpassword\x12&\n" +
+	"\x0fquorum_token_id\x18\x04 \x01(\tR\rquorumTokenId\"\x14\n" +
+	"\x12CreateUserResponse\"W\n" +
 	"\x11DeleteUserRequest\x12\x1a\n" +
-	"\busername\x18\x01 \x01(\tR\busername\"\x14\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12&\n" +
+	"\x0fquorum_token_id\x18\x02 \x01(\tR\rquorumTokenId\"\x14\n" +
 	"\x12DeleteUserResponse\"\x12\n" +
 	"\x10ListUsersRequest\";\n" +
 	"\x11ListUsersResponse\x12&\n" +
-	"\x05users\x18\x01 \x03(\v2\x10.hsm.v1.UserInfoR\x05users\"V\n" +
+	"\x05users\x18\x01 \x03(\v2\x10.hsm.v1.UserInfoR\x05users\"~\n" +
 	"\x15ChangePasswordRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12!\n" +
-	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"\x18\n" +
+	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\x12&\n" +
+	"\x0fquorum_token_id\x18\x03 \x01(\tR\rquorumTokenId\"\x18\n" +
 	"\x16ChangePasswordResponse\"\xb8\x01\n" +
 	"\bKeyUsage\x12 \n" +
 	"\vextractable\x18\x01 \x01(\bR\vextractable\x12\x18\n" +
@@ -3225,7 +3877,39 @@ const file_hsm_v1_hsm_proto_rawDesc = "" +
 	"\x15GenerateRandomRequest\x12\x16\n" +
 	"\x06length\x18\x01 \x01(\rR\x06length\"0\n" +
 	"\x16GenerateRandomResponse\x12\x16\n" +
-	"\x06random\x18\x01 \x01(\fR\x06random*o\n" +
+	"\x06random\x18\x01 \x01(\fR\x06random\"\xc4\x01\n" +
+	"\vQuorumToken\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1c\n" +
+	"\tchallenge\x18\x03 \x01(\fR\tchallenge\x12\x1c\n" +
+	"\trequester\x18\x04 \x01(\tR\trequester\x12&\n" +
+	"\x0fexpires_at_unix\x18\x05 \x01(\x03R\rexpiresAtUnix\x12\x1c\n" +
+	"\tapprovers\x18\x06 \x03(\tR\tapprovers\"=\n" +
+	"\vQuorumValue\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value\"@\n" +
+	"\x18RegisterQuorumKeyRequest\x12$\n" +
+	"\x0epublic_key_der\x18\x01 \x01(\fR\fpublicKeyDer\"\x1b\n" +
+	"\x19RegisterQuorumKeyResponse\"6\n" +
+	"\x1aGenerateQuorumTokenRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\"H\n" +
+	"\x1bGenerateQuorumTokenResponse\x12)\n" +
+	"\x05token\x18\x01 \x01(\v2\x13.hsm.v1.QuorumTokenR\x05token\"\x81\x01\n" +
+	"\x19ApproveQuorumTokenRequest\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12+\n" +
+	"\x11approver_username\x18\x02 \x01(\tR\x10approverUsername\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"G\n" +
+	"\x1aApproveQuorumTokenResponse\x12)\n" +
+	"\x05token\x18\x01 \x01(\v2\x13.hsm.v1.QuorumTokenR\x05token\"\x19\n" +
+	"\x17ListQuorumTokensRequest\"t\n" +
+	"\x18ListQuorumTokensResponse\x12+\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x13.hsm.v1.QuorumTokenR\x06tokens\x12+\n" +
+	"\x06values\x18\x02 \x03(\v2\x13.hsm.v1.QuorumValueR\x06values\"o\n" +
+	"\x15SetQuorumValueRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value\x12&\n" +
+	"\x0fquorum_token_id\x18\x03 \x01(\tR\rquorumTokenId\"\x18\n" +
+	"\x16SetQuorumValueResponse*o\n" +
 	"\x04Hash\x12\x14\n" +
 	"\x10HASH_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tHASH_SHA1\x10\x01\x12\x0f\n" +
@@ -3247,7 +3931,7 @@ const file_hsm_v1_hsm_proto_rawDesc = "" +
 	"\x15WRAP_MECHANISM_AES_KW\x10\x01\x12\x1a\n" +
 	"\x16WRAP_MECHANISM_AES_KWP\x10\x02\x12\x1b\n" +
 	"\x17WRAP_MECHANISM_RSA_OAEP\x10\x03\x12\x1a\n" +
-	"\x16WRAP_MECHANISM_RSA_AES\x10\x042\xfe\f\n" +
+	"\x16WRAP_MECHANISM_RSA_AES\x10\x042\xbd\x10\n" +
 	"\n" +
 	"HsmService\x124\n" +
 	"\x05Login\x12\x14.hsm.v1.LoginRequest\x1a\x15.hsm.v1.LoginResponse\x127\n" +
@@ -3276,7 +3960,12 @@ const file_hsm_v1_hsm_proto_rawDesc = "" +
 	"\tVerifyMac\x12\x18.hsm.v1.VerifyMacRequest\x1a\x19.hsm.v1.VerifyMacResponse\x12:\n" +
 	"\aWrapKey\x12\x16.hsm.v1.WrapKeyRequest\x1a\x17.hsm.v1.WrapKeyResponse\x12@\n" +
 	"\tUnwrapKey\x12\x18.hsm.v1.UnwrapKeyRequest\x1a\x19.hsm.v1.UnwrapKeyResponse\x12O\n" +
-	"\x0eGenerateRandom\x12\x1d.hsm.v1.GenerateRandomRequest\x1a\x1e.hsm.v1.GenerateRandomResponseB-Z+github.com/hsmsim/hsmsim/proto/hsm/v1;hsmv1b\x06proto3"
+	"\x0eGenerateRandom\x12\x1d.hsm.v1.GenerateRandomRequest\x1a\x1e.hsm.v1.GenerateRandomResponse\x12X\n" +
+	"\x11RegisterQuorumKey\x12 .hsm.v1.RegisterQuorumKeyRequest\x1a!.hsm.v1.RegisterQuorumKeyResponse\x12^\n" +
+	"\x13GenerateQuorumToken\x12\".hsm.v1.GenerateQuorumTokenRequest\x1a#.hsm.v1.GenerateQuorumTokenResponse\x12[\n" +
+	"\x12ApproveQuorumToken\x12!.hsm.v1.ApproveQuorumTokenRequest\x1a\".hsm.v1.ApproveQuorumTokenResponse\x12U\n" +
+	"\x10ListQuorumTokens\x12\x1f.hsm.v1.ListQuorumTokensRequest\x1a .hsm.v1.ListQuorumTokensResponse\x12O\n" +
+	"\x0eSetQuorumValue\x12\x1d.hsm.v1.SetQuorumValueRequest\x1a\x1e.hsm.v1.SetQuorumValueResponseB-Z+github.com/hsmsim/hsmsim/proto/hsm/v1;hsmv1b\x06proto3"
 
 var (
 	file_hsm_v1_hsm_proto_rawDescOnce sync.Once
@@ -3291,7 +3980,7 @@ func file_hsm_v1_hsm_proto_rawDescGZIP() []byte {
 }
 
 var file_hsm_v1_hsm_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_hsm_v1_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_hsm_v1_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_hsm_v1_hsm_proto_goTypes = []any{
 	(Hash)(0),                            // 0: hsm.v1.Hash
 	(EncryptionMechanism)(0),             // 1: hsm.v1.EncryptionMechanism
@@ -3346,30 +4035,42 @@ var file_hsm_v1_hsm_proto_goTypes = []any{
 	(*UnwrapKeyResponse)(nil),            // 50: hsm.v1.UnwrapKeyResponse
 	(*GenerateRandomRequest)(nil),        // 51: hsm.v1.GenerateRandomRequest
 	(*GenerateRandomResponse)(nil),       // 52: hsm.v1.GenerateRandomResponse
-	(Role)(0),                            // 53: hsm.v1.Role
-	(*UserInfo)(nil),                     // 54: hsm.v1.UserInfo
-	(KeyType)(0),                         // 55: hsm.v1.KeyType
-	(*KeyAttributes)(nil),                // 56: hsm.v1.KeyAttributes
-	(Curve)(0),                           // 57: hsm.v1.Curve
-	(KeyClass)(0),                        // 58: hsm.v1.KeyClass
+	(*QuorumToken)(nil),                  // 53: hsm.v1.QuorumToken
+	(*QuorumValue)(nil),                  // 54: hsm.v1.QuorumValue
+	(*RegisterQuorumKeyRequest)(nil),     // 55: hsm.v1.RegisterQuorumKeyRequest
+	(*RegisterQuorumKeyResponse)(nil),    // 56: hsm.v1.RegisterQuorumKeyResponse
+	(*GenerateQuorumTokenRequest)(nil),   // 57: hsm.v1.GenerateQuorumTokenRequest
+	(*GenerateQuorumTokenResponse)(nil),  // 58: hsm.v1.GenerateQuorumTokenResponse
+	(*ApproveQuorumTokenRequest)(nil),    // 59: hsm.v1.ApproveQuorumTokenRequest
+	(*ApproveQuorumTokenResponse)(nil),   // 60: hsm.v1.ApproveQuorumTokenResponse
+	(*ListQuorumTokensRequest)(nil),      // 61: hsm.v1.ListQuorumTokensRequest
+	(*ListQuorumTokensResponse)(nil),     // 62: hsm.v1.ListQuorumTokensResponse
+	(*SetQuorumValueRequest)(nil),        // 63: hsm.v1.SetQuorumValueRequest
+	(*SetQuorumValueResponse)(nil),       // 64: hsm.v1.SetQuorumValueResponse
+	(Role)(0),                            // 65: hsm.v1.Role
+	(*UserInfo)(nil),                     // 66: hsm.v1.UserInfo
+	(KeyType)(0),                         // 67: hsm.v1.KeyType
+	(*KeyAttributes)(nil),                // 68: hsm.v1.KeyAttributes
+	(Curve)(0),                           // 69: hsm.v1.Curve
+	(KeyClass)(0),                        // 70: hsm.v1.KeyClass
 }
 var file_hsm_v1_hsm_proto_depIdxs = []int32{
-	53, // 0: hsm.v1.LoginRequest.role:type_name -> hsm.v1.Role
-	53, // 1: hsm.v1.CreateUserRequest.role:type_name -> hsm.v1.Role
-	54, // 2: hsm.v1.ListUsersResponse.users:type_name -> hsm.v1.UserInfo
-	55, // 3: hsm.v1.GenerateSymmetricKeyRequest.type:type_name -> hsm.v1.KeyType
+	65, // 0: hsm.v1.LoginRequest.role:type_name -> hsm.v1.Role
+	65, // 1: hsm.v1.CreateUserRequest.role:type_name -> hsm.v1.Role
+	66, // 2: hsm.v1.ListUsersResponse.users:type_name -> hsm.v1.UserInfo
+	67, // 3: hsm.v1.GenerateSymmetricKeyRequest.type:type_name -> hsm.v1.KeyType
 	18, // 4: hsm.v1.GenerateSymmetricKeyRequest.usage:type_name -> hsm.v1.KeyUsage
-	56, // 5: hsm.v1.GenerateSymmetricKeyResponse.key:type_name -> hsm.v1.KeyAttributes
-	55, // 6: hsm.v1.GenerateKeyPairRequest.type:type_name -> hsm.v1.KeyType
-	57, // 7: hsm.v1.GenerateKeyPairRequest.curve:type_name -> hsm.v1.Curve
+	68, // 5: hsm.v1.GenerateSymmetricKeyResponse.key:type_name -> hsm.v1.KeyAttributes
+	67, // 6: hsm.v1.GenerateKeyPairRequest.type:type_name -> hsm.v1.KeyType
+	69, // 7: hsm.v1.GenerateKeyPairRequest.curve:type_name -> hsm.v1.Curve
 	18, // 8: hsm.v1.GenerateKeyPairRequest.usage:type_name -> hsm.v1.KeyUsage
-	56, // 9: hsm.v1.GenerateKeyPairResponse.public_key:type_name -> hsm.v1.KeyAttributes
-	56, // 10: hsm.v1.GenerateKeyPairResponse.private_key:type_name -> hsm.v1.KeyAttributes
-	58, // 11: hsm.v1.FindKeysRequest.class:type_name -> hsm.v1.KeyClass
-	55, // 12: hsm.v1.FindKeysRequest.type:type_name -> hsm.v1.KeyType
-	56, // 13: hsm.v1.FindKeysResponse.keys:type_name -> hsm.v1.KeyAttributes
-	56, // 14: hsm.v1.GetAttributesResponse.key:type_name -> hsm.v1.KeyAttributes
-	56, // 15: hsm.v1.SetAttributeResponse.key:type_name -> hsm.v1.KeyAttributes
+	68, // 9: hsm.v1.GenerateKeyPairResponse.public_key:type_name -> hsm.v1.KeyAttributes
+	68, // 10: hsm.v1.GenerateKeyPairResponse.private_key:type_name -> hsm.v1.KeyAttributes
+	70, // 11: hsm.v1.FindKeysRequest.class:type_name -> hsm.v1.KeyClass
+	67, // 12: hsm.v1.FindKeysRequest.type:type_name -> hsm.v1.KeyType
+	68, // 13: hsm.v1.FindKeysResponse.keys:type_name -> hsm.v1.KeyAttributes
+	68, // 14: hsm.v1.GetAttributesResponse.key:type_name -> hsm.v1.KeyAttributes
+	68, // 15: hsm.v1.SetAttributeResponse.key:type_name -> hsm.v1.KeyAttributes
 	1,  // 16: hsm.v1.EncryptRequest.mechanism:type_name -> hsm.v1.EncryptionMechanism
 	0,  // 17: hsm.v1.EncryptRequest.hash:type_name -> hsm.v1.Hash
 	0,  // 18: hsm.v1.EncryptRequest.mgf_hash:type_name -> hsm.v1.Hash
@@ -3386,62 +4087,76 @@ var file_hsm_v1_hsm_proto_depIdxs = []int32{
 	0,  // 29: hsm.v1.WrapKeyRequest.hash:type_name -> hsm.v1.Hash
 	3,  // 30: hsm.v1.UnwrapKeyRequest.mechanism:type_name -> hsm.v1.WrapMechanism
 	0,  // 31: hsm.v1.UnwrapKeyRequest.hash:type_name -> hsm.v1.Hash
-	55, // 32: hsm.v1.UnwrapKeyRequest.type:type_name -> hsm.v1.KeyType
+	67, // 32: hsm.v1.UnwrapKeyRequest.type:type_name -> hsm.v1.KeyType
 	18, // 33: hsm.v1.UnwrapKeyRequest.usage:type_name -> hsm.v1.KeyUsage
-	56, // 34: hsm.v1.UnwrapKeyResponse.key:type_name -> hsm.v1.KeyAttributes
-	4,  // 35: hsm.v1.HsmService.Login:input_type -> hsm.v1.LoginRequest
-	6,  // 36: hsm.v1.HsmService.Logout:input_type -> hsm.v1.LogoutRequest
-	8,  // 37: hsm.v1.HsmService.ActivateCluster:input_type -> hsm.v1.ActivateClusterRequest
-	10, // 38: hsm.v1.HsmService.CreateUser:input_type -> hsm.v1.CreateUserRequest
-	12, // 39: hsm.v1.HsmService.DeleteUser:input_type -> hsm.v1.DeleteUserRequest
-	14, // 40: hsm.v1.HsmService.ListUsers:input_type -> hsm.v1.ListUsersRequest
-	16, // 41: hsm.v1.HsmService.ChangePassword:input_type -> hsm.v1.ChangePasswordRequest
-	19, // 42: hsm.v1.HsmService.GenerateSymmetricKey:input_type -> hsm.v1.GenerateSymmetricKeyRequest
-	21, // 43: hsm.v1.HsmService.GenerateKeyPair:input_type -> hsm.v1.GenerateKeyPairRequest
-	23, // 44: hsm.v1.HsmService.FindKeys:input_type -> hsm.v1.FindKeysRequest
-	25, // 45: hsm.v1.HsmService.GetAttributes:input_type -> hsm.v1.GetAttributesRequest
-	27, // 46: hsm.v1.HsmService.SetAttribute:input_type -> hsm.v1.SetAttributeRequest
-	29, // 47: hsm.v1.HsmService.ShareKey:input_type -> hsm.v1.ShareKeyRequest
-	31, // 48: hsm.v1.HsmService.UnshareKey:input_type -> hsm.v1.UnshareKeyRequest
-	33, // 49: hsm.v1.HsmService.DeleteKey:input_type -> hsm.v1.DeleteKeyRequest
-	35, // 50: hsm.v1.HsmService.Encrypt:input_type -> hsm.v1.EncryptRequest
-	37, // 51: hsm.v1.HsmService.Decrypt:input_type -> hsm.v1.DecryptRequest
-	39, // 52: hsm.v1.HsmService.Sign:input_type -> hsm.v1.SignRequest
-	41, // 53: hsm.v1.HsmService.Verify:input_type -> hsm.v1.VerifyRequest
-	43, // 54: hsm.v1.HsmService.GenerateMac:input_type -> hsm.v1.GenerateMacRequest
-	45, // 55: hsm.v1.HsmService.VerifyMac:input_type -> hsm.v1.VerifyMacRequest
-	47, // 56: hsm.v1.HsmService.WrapKey:input_type -> hsm.v1.WrapKeyRequest
-	49, // 57: hsm.v1.HsmService.UnwrapKey:input_type -> hsm.v1.UnwrapKeyRequest
-	51, // 58: hsm.v1.HsmService.GenerateRandom:input_type -> hsm.v1.GenerateRandomRequest
-	5,  // 59: hsm.v1.HsmService.Login:output_type -> hsm.v1.LoginResponse
-	7,  // 60: hsm.v1.HsmService.Logout:output_type -> hsm.v1.LogoutResponse
-	9,  // 61: hsm.v1.HsmService.ActivateCluster:output_type -> hsm.v1.ActivateClusterResponse
-	11, // 62: hsm.v1.HsmService.CreateUser:output_type -> hsm.v1.CreateUserResponse
-	13, // 63: hsm.v1.HsmService.DeleteUser:output_type -> hsm.v1.DeleteUserResponse
-	15, // 64: hsm.v1.HsmService.ListUsers:output_type -> hsm.v1.ListUsersResponse
-	17, // 65: hsm.v1.HsmService.ChangePassword:output_type -> hsm.v1.ChangePasswordResponse
-	20, // 66: hsm.v1.HsmService.GenerateSymmetricKey:output_type -> hsm.v1.GenerateSymmetricKeyResponse
-	22, // 67: hsm.v1.HsmService.GenerateKeyPair:output_type -> hsm.v1.GenerateKeyPairResponse
-	24, // 68: hsm.v1.HsmService.FindKeys:output_type -> hsm.v1.FindKeysResponse
-	26, // 69: hsm.v1.HsmService.GetAttributes:output_type -> hsm.v1.GetAttributesResponse
-	28, // 70: hsm.v1.HsmService.SetAttribute:output_type -> hsm.v1.SetAttributeResponse
-	30, // 71: hsm.v1.HsmService.ShareKey:output_type -> hsm.v1.ShareKeyResponse
-	32, // 72: hsm.v1.HsmService.UnshareKey:output_type -> hsm.v1.UnshareKeyResponse
-	34, // 73: hsm.v1.HsmService.DeleteKey:output_type -> hsm.v1.DeleteKeyResponse
-	36, // 74: hsm.v1.HsmService.Encrypt:output_type -> hsm.v1.EncryptResponse
-	38, // 75: hsm.v1.HsmService.Decrypt:output_type -> hsm.v1.DecryptResponse
-	40, // 76: hsm.v1.HsmService.Sign:output_type -> hsm.v1.SignResponse
-	42, // 77: hsm.v1.HsmService.Verify:output_type -> hsm.v1.VerifyResponse
-	44, // 78: hsm.v1.HsmService.GenerateMac:output_type -> hsm.v1.GenerateMacResponse
-	46, // 79: hsm.v1.HsmService.VerifyMac:output_type -> hsm.v1.VerifyMacResponse
-	48, // 80: hsm.v1.HsmService.WrapKey:output_type -> hsm.v1.WrapKeyResponse
-	50, // 81: hsm.v1.HsmService.UnwrapKey:output_type -> hsm.v1.UnwrapKeyResponse
-	52, // 82: hsm.v1.HsmService.GenerateRandom:output_type -> hsm.v1.GenerateRandomResponse
-	59, // [59:83] is the sub-list for method output_type
-	35, // [35:59] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	68, // 34: hsm.v1.UnwrapKeyResponse.key:type_name -> hsm.v1.KeyAttributes
+	53, // 35: hsm.v1.GenerateQuorumTokenResponse.token:type_name -> hsm.v1.QuorumToken
+	53, // 36: hsm.v1.ApproveQuorumTokenResponse.token:type_name -> hsm.v1.QuorumToken
+	53, // 37: hsm.v1.ListQuorumTokensResponse.tokens:type_name -> hsm.v1.QuorumToken
+	54, // 38: hsm.v1.ListQuorumTokensResponse.values:type_name -> hsm.v1.QuorumValue
+	4,  // 39: hsm.v1.HsmService.Login:input_type -> hsm.v1.LoginRequest
+	6,  // 40: hsm.v1.HsmService.Logout:input_type -> hsm.v1.LogoutRequest
+	8,  // 41: hsm.v1.HsmService.ActivateCluster:input_type -> hsm.v1.ActivateClusterRequest
+	10, // 42: hsm.v1.HsmService.CreateUser:input_type -> hsm.v1.CreateUserRequest
+	12, // 43: hsm.v1.HsmService.DeleteUser:input_type -> hsm.v1.DeleteUserRequest
+	14, // 44: hsm.v1.HsmService.ListUsers:input_type -> hsm.v1.ListUsersRequest
+	16, // 45: hsm.v1.HsmService.ChangePassword:input_type -> hsm.v1.ChangePasswordRequest
+	19, // 46: hsm.v1.HsmService.GenerateSymmetricKey:input_type -> hsm.v1.GenerateSymmetricKeyRequest
+	21, // 47: hsm.v1.HsmService.GenerateKeyPair:input_type -> hsm.v1.GenerateKeyPairRequest
+	23, // 48: hsm.v1.HsmService.FindKeys:input_type -> hsm.v1.FindKeysRequest
+	25, // 49: hsm.v1.HsmService.GetAttributes:input_type -> hsm.v1.GetAttributesRequest
+	27, // 50: hsm.v1.HsmService.SetAttribute:input_type -> hsm.v1.SetAttributeRequest
+	29, // 51: hsm.v1.HsmService.ShareKey:input_type -> hsm.v1.ShareKeyRequest
+	31, // 52: hsm.v1.HsmService.UnshareKey:input_type -> hsm.v1.UnshareKeyRequest
+	33, // 53: hsm.v1.HsmService.DeleteKey:input_type -> hsm.v1.DeleteKeyRequest
+	35, // 54: hsm.v1.HsmService.Encrypt:input_type -> hsm.v1.EncryptRequest
+	37, // 55: hsm.v1.HsmService.Decrypt:input_type -> hsm.v1.DecryptRequest
+	39, // 56: hsm.v1.HsmService.Sign:input_type -> hsm.v1.SignRequest
+	41, // 57: hsm.v1.HsmService.Verify:input_type -> hsm.v1.VerifyRequest
+	43, // 58: hsm.v1.HsmService.GenerateMac:input_type -> hsm.v1.GenerateMacRequest
+	45, // 59: hsm.v1.HsmService.VerifyMac:input_type -> hsm.v1.VerifyMacRequest
+	47, // 60: hsm.v1.HsmService.WrapKey:input_type -> hsm.v1.WrapKeyRequest
+	49, // 61: hsm.v1.HsmService.UnwrapKey:input_type -> hsm.v1.UnwrapKeyRequest
+	51, // 62: hsm.v1.HsmService.GenerateRandom:input_type -> hsm.v1.GenerateRandomRequest
+	55, // 63: hsm.v1.HsmService.RegisterQuorumKey:input_type -> hsm.v1.RegisterQuorumKeyRequest
+	57, // 64: hsm.v1.HsmService.GenerateQuorumToken:input_type -> hsm.v1.GenerateQuorumTokenRequest
+	59, // 65: hsm.v1.HsmService.ApproveQuorumToken:input_type -> hsm.v1.ApproveQuorumTokenRequest
+	61, // 66: hsm.v1.HsmService.ListQuorumTokens:input_type -> hsm.v1.ListQuorumTokensRequest
+	63, // 67: hsm.v1.HsmService.SetQuorumValue:input_type -> hsm.v1.SetQuorumValueRequest
+	5,  // 68: hsm.v1.HsmService.Login:output_type -> hsm.v1.LoginResponse
+	7,  // 69: hsm.v1.HsmService.Logout:output_type -> hsm.v1.LogoutResponse
+	9,  // 70: hsm.v1.HsmService.ActivateCluster:output_type -> hsm.v1.ActivateClusterResponse
+	11, // 71: hsm.v1.HsmService.CreateUser:output_type -> hsm.v1.CreateUserResponse
+	13, // 72: hsm.v1.HsmService.DeleteUser:output_type -> hsm.v1.DeleteUserResponse
+	15, // 73: hsm.v1.HsmService.ListUsers:output_type -> hsm.v1.ListUsersResponse
+	17, // 74: hsm.v1.HsmService.ChangePassword:output_type -> hsm.v1.ChangePasswordResponse
+	20, // 75: hsm.v1.HsmService.GenerateSymmetricKey:output_type -> hsm.v1.GenerateSymmetricKeyResponse
+	22, // 76: hsm.v1.HsmService.GenerateKeyPair:output_type -> hsm.v1.GenerateKeyPairResponse
+	24, // 77: hsm.v1.HsmService.FindKeys:output_type -> hsm.v1.FindKeysResponse
+	26, // 78: hsm.v1.HsmService.GetAttributes:output_type -> hsm.v1.GetAttributesResponse
+	28, // 79: hsm.v1.HsmService.SetAttribute:output_type -> hsm.v1.SetAttributeResponse
+	30, // 80: hsm.v1.HsmService.ShareKey:output_type -> hsm.v1.ShareKeyResponse
+	32, // 81: hsm.v1.HsmService.UnshareKey:output_type -> hsm.v1.UnshareKeyResponse
+	34, // 82: hsm.v1.HsmService.DeleteKey:output_type -> hsm.v1.DeleteKeyResponse
+	36, // 83: hsm.v1.HsmService.Encrypt:output_type -> hsm.v1.EncryptResponse
+	38, // 84: hsm.v1.HsmService.Decrypt:output_type -> hsm.v1.DecryptResponse
+	40, // 85: hsm.v1.HsmService.Sign:output_type -> hsm.v1.SignResponse
+	42, // 86: hsm.v1.HsmService.Verify:output_type -> hsm.v1.VerifyResponse
+	44, // 87: hsm.v1.HsmService.GenerateMac:output_type -> hsm.v1.GenerateMacResponse
+	46, // 88: hsm.v1.HsmService.VerifyMac:output_type -> hsm.v1.VerifyMacResponse
+	48, // 89: hsm.v1.HsmService.WrapKey:output_type -> hsm.v1.WrapKeyResponse
+	50, // 90: hsm.v1.HsmService.UnwrapKey:output_type -> hsm.v1.UnwrapKeyResponse
+	52, // 91: hsm.v1.HsmService.GenerateRandom:output_type -> hsm.v1.GenerateRandomResponse
+	56, // 92: hsm.v1.HsmService.RegisterQuorumKey:output_type -> hsm.v1.RegisterQuorumKeyResponse
+	58, // 93: hsm.v1.HsmService.GenerateQuorumToken:output_type -> hsm.v1.GenerateQuorumTokenResponse
+	60, // 94: hsm.v1.HsmService.ApproveQuorumToken:output_type -> hsm.v1.ApproveQuorumTokenResponse
+	62, // 95: hsm.v1.HsmService.ListQuorumTokens:output_type -> hsm.v1.ListQuorumTokensResponse
+	64, // 96: hsm.v1.HsmService.SetQuorumValue:output_type -> hsm.v1.SetQuorumValueResponse
+	68, // [68:97] is the sub-list for method output_type
+	39, // [39:68] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_hsm_v1_hsm_proto_init() }
@@ -3467,7 +4182,7 @@ func file_hsm_v1_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsm_v1_hsm_proto_rawDesc), len(file_hsm_v1_hsm_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   49,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

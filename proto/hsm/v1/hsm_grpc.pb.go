@@ -43,6 +43,11 @@ const (
 	HsmService_WrapKey_FullMethodName              = "/hsm.v1.HsmService/WrapKey"
 	HsmService_UnwrapKey_FullMethodName            = "/hsm.v1.HsmService/UnwrapKey"
 	HsmService_GenerateRandom_FullMethodName       = "/hsm.v1.HsmService/GenerateRandom"
+	HsmService_RegisterQuorumKey_FullMethodName    = "/hsm.v1.HsmService/RegisterQuorumKey"
+	HsmService_GenerateQuorumToken_FullMethodName  = "/hsm.v1.HsmService/GenerateQuorumToken"
+	HsmService_ApproveQuorumToken_FullMethodName   = "/hsm.v1.HsmService/ApproveQuorumToken"
+	HsmService_ListQuorumTokens_FullMethodName     = "/hsm.v1.HsmService/ListQuorumTokens"
+	HsmService_SetQuorumValue_FullMethodName       = "/hsm.v1.HsmService/SetQuorumValue"
 )
 
 // HsmServiceClient is the client API for HsmService service.
@@ -104,6 +109,19 @@ type HsmServiceClient interface {
 	UnwrapKey(ctx context.Context, in *UnwrapKeyRequest, opts ...grpc.CallOption) (*UnwrapKeyResponse, error)
 	// GenerateRandom returns random bytes from the HSM.
 	GenerateRandom(ctx context.Context, in *GenerateRandomRequest, opts ...grpc.CallOption) (*GenerateRandomResponse, error)
+	// RegisterQuorumKey registers the calling admin's quorum public key (an
+	// ECDSA P-256 key); a new registration replaces the old one.
+	RegisterQuorumKey(ctx context.Context, in *RegisterQuorumKeyRequest, opts ...grpc.CallOption) (*RegisterQuorumKeyResponse, error)
+	// GenerateQuorumToken issues a quorum token for a service to the calling admin.
+	GenerateQuorumToken(ctx context.Context, in *GenerateQuorumTokenRequest, opts ...grpc.CallOption) (*GenerateQuorumTokenResponse, error)
+	// ApproveQuorumToken records an admin's signed approval of a token. Any
+	// admin session may submit it; the signature is what counts.
+	ApproveQuorumToken(ctx context.Context, in *ApproveQuorumTokenRequest, opts ...grpc.CallOption) (*ApproveQuorumTokenResponse, error)
+	// ListQuorumTokens lists the quorum tokens and the services' quorum values (admins only).
+	ListQuorumTokens(ctx context.Context, in *ListQuorumTokensRequest, opts ...grpc.CallOption) (*ListQuorumTokensResponse, error)
+	// SetQuorumValue sets a service's quorum value (admins only; the "quorum"
+	// service's own quorum applies).
+	SetQuorumValue(ctx context.Context, in *SetQuorumValueRequest, opts ...grpc.CallOption) (*SetQuorumValueResponse, error)
 }
 
 type hsmServiceClient struct {
@@ -354,6 +372,56 @@ func (c *hsmServiceClient) GenerateRandom(ctx context.Context, in *GenerateRando
 	return out, nil
 }
 
+func (c *hsmServiceClient) RegisterQuorumKey(ctx context.Context, in *RegisterQuorumKeyRequest, opts ...grpc.CallOption) (*RegisterQuorumKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterQuorumKeyResponse)
+	err := c.cc.Invoke(ctx, HsmService_RegisterQuorumKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hsmServiceClient) GenerateQuorumToken(ctx context.Context, in *GenerateQuorumTokenRequest, opts ...grpc.CallOption) (*GenerateQuorumTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GenerateQuorumTokenResponse)
+	err := c.cc.Invoke(ctx, HsmService_GenerateQuorumToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hsmServiceClient) ApproveQuorumToken(ctx context.Context, in *ApproveQuorumTokenRequest, opts ...grpc.CallOption) (*ApproveQuorumTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveQuorumTokenResponse)
+	err := c.cc.Invoke(ctx, HsmService_ApproveQuorumToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hsmServiceClient) ListQuorumTokens(ctx context.Context, in *ListQuorumTokensRequest, opts ...grpc.CallOption) (*ListQuorumTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListQuorumTokensResponse)
+	err := c.cc.Invoke(ctx, HsmService_ListQuorumTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hsmServiceClient) SetQuorumValue(ctx context.Context, in *SetQuorumValueRequest, opts ...grpc.CallOption) (*SetQuorumValueResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetQuorumValueResponse)
+	err := c.cc.Invoke(ctx, HsmService_SetQuorumValue_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HsmServiceServer is the server API for HsmService service.
 // All implementations must embed UnimplementedHsmServiceServer
 // for forward compatibility.
@@ -413,6 +481,19 @@ type HsmServiceServer interface {
 	UnwrapKey(context.Context, *UnwrapKeyRequest) (*UnwrapKeyResponse, error)
 	// GenerateRandom returns random bytes from the HSM.
 	GenerateRandom(context.Context, *GenerateRandomRequest) (*GenerateRandomResponse, error)
+	// RegisterQuorumKey registers the calling admin's quorum public key (an
+	// ECDSA P-256 key); a new registration replaces the old one.
+	RegisterQuorumKey(context.Context, *RegisterQuorumKeyRequest) (*RegisterQuorumKeyResponse, error)
+	// GenerateQuorumToken issues a quorum token for a service to the calling admin.
+	GenerateQuorumToken(context.Context, *GenerateQuorumTokenRequest) (*GenerateQuorumTokenResponse, error)
+	// ApproveQuorumToken records an admin's signed approval of a token. Any
+	// admin session may submit it; the signature is what counts.
+	ApproveQuorumToken(context.Context, *ApproveQuorumTokenRequest) (*ApproveQuorumTokenResponse, error)
+	// ListQuorumTokens lists the quorum tokens and the services' quorum values (admins only).
+	ListQuorumTokens(context.Context, *ListQuorumTokensRequest) (*ListQuorumTokensResponse, error)
+	// SetQuorumValue sets a service's quorum value (admins only; the "quorum"
+	// service's own quorum applies).
+	SetQuorumValue(context.Context, *SetQuorumValueRequest) (*SetQuorumValueResponse, error)
 	mustEmbedUnimplementedHsmServiceServer()
 }
 
@@ -494,6 +575,21 @@ func (UnimplementedHsmServiceServer) UnwrapKey(context.Context, *UnwrapKeyReques
 }
 func (UnimplementedHsmServiceServer) GenerateRandom(context.Context, *GenerateRandomRequest) (*GenerateRandomResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GenerateRandom not implemented")
+}
+func (UnimplementedHsmServiceServer) RegisterQuorumKey(context.Context, *RegisterQuorumKeyRequest) (*RegisterQuorumKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RegisterQuorumKey not implemented")
+}
+func (UnimplementedHsmServiceServer) GenerateQuorumToken(context.Context, *GenerateQuorumTokenRequest) (*GenerateQuorumTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GenerateQuorumToken not implemented")
+}
+func (UnimplementedHsmServiceServer) ApproveQuorumToken(context.Context, *ApproveQuorumTokenRequest) (*ApproveQuorumTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveQuorumToken not implemented")
+}
+func (UnimplementedHsmServiceServer) ListQuorumTokens(context.Context, *ListQuorumTokensRequest) (*ListQuorumTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListQuorumTokens not implemented")
+}
+func (UnimplementedHsmServiceServer) SetQuorumValue(context.Context, *SetQuorumValueRequest) (*SetQuorumValueResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetQuorumValue not implemented")
 }
 func (UnimplementedHsmServiceServer) mustEmbedUnimplementedHsmServiceServer() {}
 func (UnimplementedHsmServiceServer) testEmbeddedByValue()                    {}
@@ -948,6 +1044,96 @@ func _HsmService_GenerateRandom_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HsmService_RegisterQuorumKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterQuorumKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HsmServiceServer).RegisterQuorumKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HsmService_RegisterQuorumKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HsmServiceServer).RegisterQuorumKey(ctx, req.(*RegisterQuorumKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HsmService_GenerateQuorumToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GenerateQuorumTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HsmServiceServer).GenerateQuorumToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HsmService_GenerateQuorumToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HsmServiceServer).GenerateQuorumToken(ctx, req.(*GenerateQuorumTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HsmService_ApproveQuorumToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveQuorumTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HsmServiceServer).ApproveQuorumToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HsmService_ApproveQuorumToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HsmServiceServer).ApproveQuorumToken(ctx, req.(*ApproveQuorumTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HsmService_ListQuorumTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListQuorumTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HsmServiceServer).ListQuorumTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HsmService_ListQuorumTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HsmServiceServer).ListQuorumTokens(ctx, req.(*ListQuorumTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HsmService_SetQuorumValue_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetQuorumValueRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HsmServiceServer).SetQuorumValue(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HsmService_SetQuorumValue_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HsmServiceServer).SetQuorumValue(ctx, req.(*SetQuorumValueRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HsmService_ServiceDesc is the grpc.ServiceDesc for HsmService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1050,6 +1236,26 @@ var HsmService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GenerateRandom",
 			Handler:    _HsmService_GenerateRandom_Handler,
+		},
+		{
+			MethodName: "RegisterQuorumKey",
+			Handler:    _HsmService_RegisterQuorumKey_Handler,
+		},
+		{
+			MethodName: "GenerateQuorumToken",
+			Handler:    _HsmService_GenerateQuorumToken_Handler,
+		},
+		{
+			MethodName: "ApproveQuorumToken",
+			Handler:    _HsmService_ApproveQuorumToken_Handler,
+		},
+		{
+			MethodName: "ListQuorumTokens",
+			Handler:    _HsmService_ListQuorumTokens_Handler,
+		},
+		{
+			MethodName: "SetQuorumValue",
+			Handler:    _HsmService_SetQuorumValue_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -171,6 +171,8 @@ type Command struct {
 	//	*Command_RemoveMember
 	//	*Command_SetQuorumValue
 	//	*Command_RegisterQuorumKey
+	//	*Command_CreateQuorumToken
+	//	*Command_ApproveQuorumToken
 	Command       isCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -357,6 +359,24 @@ func (x *Command) GetRegisterQuorumKey() *RegisterQuorumKey {
 	return nil
 }
 
+func (x *Command) GetCreateQuorumToken() *CreateQuorumToken {
+	if x != nil {
+		if x, ok := x.Command.(*Command_CreateQuorumToken); ok {
+			return x.CreateQuorumToken
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetApproveQuorumToken() *ApproveQuorumToken {
+	if x != nil {
+		if x, ok := x.Command.(*Command_ApproveQuorumToken); ok {
+			return x.ApproveQuorumToken
+		}
+	}
+	return nil
+}
+
 type isCommand_Command interface {
 	isCommand_Command()
 }
@@ -425,6 +445,14 @@ type Command_RegisterQuorumKey struct {
 	RegisterQuorumKey *RegisterQuorumKey `protobuf:"bytes,16,opt,name=register_quorum_key,json=registerQuorumKey,proto3,oneof"`
 }
 
+type Command_CreateQuorumToken struct {
+	CreateQuorumToken *CreateQuorumToken `protobuf:"bytes,17,opt,name=create_quorum_token,json=createQuorumToken,proto3,oneof"`
+}
+
+type Command_ApproveQuorumToken struct {
+	ApproveQuorumToken *ApproveQuorumToken `protobuf:"bytes,18,opt,name=approve_quorum_token,json=approveQuorumToken,proto3,oneof"`
+}
+
 func (*Command_InitCluster) isCommand_Command() {}
 
 func (*Command_Activate) isCommand_Command() {}
@@ -456,6 +484,10 @@ func (*Command_RemoveMember) isCommand_Command() {}
 func (*Command_SetQuorumValue) isCommand_Command() {}
 
 func (*Command_RegisterQuorumKey) isCommand_Command() {}
+
+func (*Command_CreateQuorumToken) isCommand_Command() {}
+
+func (*Command_ApproveQuorumToken) isCommand_Command() {}
 
 // InitCluster records the cluster's identity and creates the unactivated
 // admin. It is the first command of every cluster and is accepted once.
@@ -601,8 +633,11 @@ type CreateUser struct {
 	Actor    string                 `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
 	Username string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
 	// role is ROLE_ADMIN or ROLE_CRYPTO_USER.
-	Role          v1.Role `protobuf:"varint,3,opt,name=role,proto3,enum=hsm.v1.Role" json:"role,omitempty"`
-	PasswordHash  string  `protobuf:"bytes,4,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	Role         v1.Role `protobuf:"varint,3,opt,name=role,proto3,enum=hsm.v1.Role" json:"role,omitempty"`
+	PasswordHash string  `protobuf:"bytes,4,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	// quorum_token_id and now_unix: see QuorumCheck below.
+	QuorumTokenId string `protobuf:"bytes,5,opt,name=quorum_token_id,json=quorumTokenId,proto3" json:"quorum_token_id,omitempty"`
+	NowUnix       int64  `protobuf:"varint,6,opt,name=now_unix,json=nowUnix,proto3" json:"now_unix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -665,12 +700,28 @@ func (x *CreateUser) GetPasswordHash() string {
 	return ""
 }
 
+func (x *CreateUser) GetQuorumTokenId() string {
+	if x != nil {
+		return x.QuorumTokenId
+	}
+	return ""
+}
+
+func (x *CreateUser) GetNowUnix() int64 {
+	if x != nil {
+		return x.NowUnix
+	}
+	return 0
+}
+
 // DeleteUser deletes a user that owns no key. The actor must be an admin; the
 // last admin cannot be deleted. The user is removed from every key's shares.
 type DeleteUser struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Actor         string                 `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
 	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	QuorumTokenId string                 `protobuf:"bytes,3,opt,name=quorum_token_id,json=quorumTokenId,proto3" json:"quorum_token_id,omitempty"`
+	NowUnix       int64                  `protobuf:"varint,4,opt,name=now_unix,json=nowUnix,proto3" json:"now_unix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -719,14 +770,31 @@ func (x *DeleteUser) GetUsername() string {
 	return ""
 }
 
+func (x *DeleteUser) GetQuorumTokenId() string {
+	if x != nil {
+		return x.QuorumTokenId
+	}
+	return ""
+}
+
+func (x *DeleteUser) GetNowUnix() int64 {
+	if x != nil {
+		return x.NowUnix
+	}
+	return 0
+}
+
 // SetPassword replaces a user's password hash. An admin may set any user's
 // password, which also unlocks the user and resets its failed-login counter
 // (how CloudHSM unlocks); any user may set its own.
 type SetPassword struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Actor         string                 `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
-	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
-	PasswordHash  string                 `protobuf:"bytes,3,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Actor        string                 `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	Username     string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	PasswordHash string                 `protobuf:"bytes,3,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	// quorum_token_id and now_unix matter when the actor is an admin.
+	QuorumTokenId string `protobuf:"bytes,4,opt,name=quorum_token_id,json=quorumTokenId,proto3" json:"quorum_token_id,omitempty"`
+	NowUnix       int64  `protobuf:"varint,5,opt,name=now_unix,json=nowUnix,proto3" json:"now_unix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -780,6 +848,20 @@ func (x *SetPassword) GetPasswordHash() string {
 		return x.PasswordHash
 	}
 	return ""
+}
+
+func (x *SetPassword) GetQuorumTokenId() string {
+	if x != nil {
+		return x.QuorumTokenId
+	}
+	return ""
+}
+
+func (x *SetPassword) GetNowUnix() int64 {
+	if x != nil {
+		return x.NowUnix
+	}
+	return 0
 }
 
 // RecordLoginFailure counts one failed login; the fifth consecutive failure
@@ -1448,7 +1530,10 @@ type SetQuorumValue struct {
 	// service is "user" or "quorum".
 	Service string `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
 	// m is 1..8; 1 disables quorum for the service.
-	M             uint32 `protobuf:"varint,3,opt,name=m,proto3" json:"m,omitempty"`
+	M uint32 `protobuf:"varint,3,opt,name=m,proto3" json:"m,omitempty"`
+	// quorum_token_id and now_unix are checked against the "quorum" service.
+	QuorumTokenId string `protobuf:"bytes,4,opt,name=quorum_token_id,json=quorumTokenId,proto3" json:"quorum_token_id,omitempty"`
+	NowUnix       int64  `protobuf:"varint,5,opt,name=now_unix,json=nowUnix,proto3" json:"now_unix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1500,6 +1585,20 @@ func (x *SetQuorumValue) GetService() string {
 func (x *SetQuorumValue) GetM() uint32 {
 	if x != nil {
 		return x.M
+	}
+	return 0
+}
+
+func (x *SetQuorumValue) GetQuorumTokenId() string {
+	if x != nil {
+		return x.QuorumTokenId
+	}
+	return ""
+}
+
+func (x *SetQuorumValue) GetNowUnix() int64 {
+	if x != nil {
+		return x.NowUnix
 	}
 	return 0
 }
@@ -1558,6 +1657,162 @@ func (x *RegisterQuorumKey) GetPublicKeyDer() []byte {
 	return nil
 }
 
+// CreateQuorumToken issues a quorum token to an admin. Expired tokens are
+// dropped when a token is created; at most 1024 tokens are held.
+type CreateQuorumToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is unique, 1..64 characters.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// service is "user" or "quorum".
+	Service string `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	// requester is the admin the token is issued to.
+	Requester string `protobuf:"bytes,3,opt,name=requester,proto3" json:"requester,omitempty"`
+	// challenge is 32 random bytes chosen by the proposing HSM.
+	Challenge []byte `protobuf:"bytes,4,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	// issued_at_unix is the proposing HSM's clock (Unix seconds).
+	IssuedAtUnix  int64 `protobuf:"varint,5,opt,name=issued_at_unix,json=issuedAtUnix,proto3" json:"issued_at_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateQuorumToken) Reset() {
+	*x = CreateQuorumToken{}
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateQuorumToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateQuorumToken) ProtoMessage() {}
+
+func (x *CreateQuorumToken) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateQuorumToken.ProtoReflect.Descriptor instead.
+func (*CreateQuorumToken) Descriptor() ([]byte, []int) {
+	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CreateQuorumToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CreateQuorumToken) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *CreateQuorumToken) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+func (x *CreateQuorumToken) GetChallenge() []byte {
+	if x != nil {
+		return x.Challenge
+	}
+	return nil
+}
+
+func (x *CreateQuorumToken) GetIssuedAtUnix() int64 {
+	if x != nil {
+		return x.IssuedAtUnix
+	}
+	return 0
+}
+
+// ApproveQuorumToken records one admin's approval. The proposing HSM has
+// verified the approver's signature of the challenge with
+// approver_public_key_der; applying checks that this is still the approver's
+// registered key.
+type ApproveQuorumToken struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Approver string                 `protobuf:"bytes,2,opt,name=approver,proto3" json:"approver,omitempty"`
+	// now_unix is the proposing HSM's clock: an expired token is not approved.
+	NowUnix              int64  `protobuf:"varint,3,opt,name=now_unix,json=nowUnix,proto3" json:"now_unix,omitempty"`
+	ApproverPublicKeyDer []byte `protobuf:"bytes,4,opt,name=approver_public_key_der,json=approverPublicKeyDer,proto3" json:"approver_public_key_der,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *ApproveQuorumToken) Reset() {
+	*x = ApproveQuorumToken{}
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveQuorumToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveQuorumToken) ProtoMessage() {}
+
+func (x *ApproveQuorumToken) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveQuorumToken.ProtoReflect.Descriptor instead.
+func (*ApproveQuorumToken) Descriptor() ([]byte, []int) {
+	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ApproveQuorumToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ApproveQuorumToken) GetApprover() string {
+	if x != nil {
+		return x.Approver
+	}
+	return ""
+}
+
+func (x *ApproveQuorumToken) GetNowUnix() int64 {
+	if x != nil {
+		return x.NowUnix
+	}
+	return 0
+}
+
+func (x *ApproveQuorumToken) GetApproverPublicKeyDer() []byte {
+	if x != nil {
+		return x.ApproverPublicKeyDer
+	}
+	return nil
+}
+
 // Result is the outcome of applying one command. A business failure is a
 // result, never a replica error: every replica computes the same result.
 type Result struct {
@@ -1575,7 +1830,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[17]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +1842,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[17]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +1855,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{17}
+	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Result) GetCode() Code {
@@ -1644,7 +1899,7 @@ type Cluster struct {
 
 func (x *Cluster) Reset() {
 	*x = Cluster{}
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[18]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1911,7 @@ func (x *Cluster) String() string {
 func (*Cluster) ProtoMessage() {}
 
 func (x *Cluster) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[18]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,7 +1924,7 @@ func (x *Cluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
 func (*Cluster) Descriptor() ([]byte, []int) {
-	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{18}
+	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Cluster) GetState() ClusterState {
@@ -1715,7 +1970,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[19]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +1982,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[19]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,7 +1995,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{19}
+	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Member) GetNodeId() string {
@@ -1789,7 +2044,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[20]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1801,7 +2056,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[20]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1814,7 +2069,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{20}
+	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *User) GetInfo() *v1.UserInfo {
@@ -1843,7 +2098,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[21]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1855,7 +2110,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[21]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1868,7 +2123,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{21}
+	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Key) GetAttributes() *v1.KeyAttributes {
@@ -1896,7 +2151,7 @@ type QuorumSetting struct {
 
 func (x *QuorumSetting) Reset() {
 	*x = QuorumSetting{}
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[22]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2163,7 @@ func (x *QuorumSetting) String() string {
 func (*QuorumSetting) ProtoMessage() {}
 
 func (x *QuorumSetting) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[22]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2176,7 @@ func (x *QuorumSetting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumSetting.ProtoReflect.Descriptor instead.
 func (*QuorumSetting) Descriptor() ([]byte, []int) {
-	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{22}
+	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *QuorumSetting) GetService() string {
@@ -1936,6 +2191,92 @@ func (x *QuorumSetting) GetM() uint32 {
 		return x.M
 	}
 	return 0
+}
+
+// QuorumToken is an issued quorum token with its approvals.
+type QuorumToken struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Service      string                 `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	Requester    string                 `protobuf:"bytes,3,opt,name=requester,proto3" json:"requester,omitempty"`
+	Challenge    []byte                 `protobuf:"bytes,4,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	IssuedAtUnix int64                  `protobuf:"varint,5,opt,name=issued_at_unix,json=issuedAtUnix,proto3" json:"issued_at_unix,omitempty"`
+	// approvers are sorted and distinct.
+	Approvers     []string `protobuf:"bytes,6,rep,name=approvers,proto3" json:"approvers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuorumToken) Reset() {
+	*x = QuorumToken{}
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuorumToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuorumToken) ProtoMessage() {}
+
+func (x *QuorumToken) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuorumToken.ProtoReflect.Descriptor instead.
+func (*QuorumToken) Descriptor() ([]byte, []int) {
+	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *QuorumToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *QuorumToken) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *QuorumToken) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+func (x *QuorumToken) GetChallenge() []byte {
+	if x != nil {
+		return x.Challenge
+	}
+	return nil
+}
+
+func (x *QuorumToken) GetIssuedAtUnix() int64 {
+	if x != nil {
+		return x.IssuedAtUnix
+	}
+	return 0
+}
+
+func (x *QuorumToken) GetApprovers() []string {
+	if x != nil {
+		return x.Approvers
+	}
+	return nil
 }
 
 // Snapshot is the whole key database. Lists are sorted (users and quorum
@@ -1953,14 +2294,16 @@ type Snapshot struct {
 	Members      []*Member        `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
 	Quorum       []*QuorumSetting `protobuf:"bytes,7,rep,name=quorum,proto3" json:"quorum,omitempty"`
 	// next_handle is the handle the next key object gets.
-	NextHandle    uint64 `protobuf:"varint,8,opt,name=next_handle,json=nextHandle,proto3" json:"next_handle,omitempty"`
+	NextHandle uint64 `protobuf:"varint,8,opt,name=next_handle,json=nextHandle,proto3" json:"next_handle,omitempty"`
+	// quorum_tokens are sorted by id.
+	QuorumTokens  []*QuorumToken `protobuf:"bytes,9,rep,name=quorum_tokens,json=quorumTokens,proto3" json:"quorum_tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[23]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2315,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[23]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2328,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{23}
+	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Snapshot) GetFormatVersion() uint32 {
@@ -2044,11 +2387,157 @@ func (x *Snapshot) GetNextHandle() uint64 {
 	return 0
 }
 
+func (x *Snapshot) GetQuorumTokens() []*QuorumToken {
+	if x != nil {
+		return x.QuorumTokens
+	}
+	return nil
+}
+
+// Backup is a cluster backup before it is sealed: the cluster secrets and
+// a key database snapshot. CreateBackup seals it, deterministically encoded,
+// in a cryptocore envelope (key id "backup", AAD "hsmsim-backup-v1") under
+// the deployment's backup key; the key records inside stay sealed under the
+// domain key.
+type Backup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// format_version is 1.
+	FormatVersion uint32 `protobuf:"varint,1,opt,name=format_version,json=formatVersion,proto3" json:"format_version,omitempty"`
+	// certificate_id is the cluster certificate's common name, which also
+	// binds every key record (the barrier's cluster id).
+	CertificateId string `protobuf:"bytes,2,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
+	// domain_key seals the key records (32 bytes).
+	DomainKey []byte `protobuf:"bytes,3,opt,name=domain_key,json=domainKey,proto3" json:"domain_key,omitempty"`
+	// cluster_key_pkcs8 is the cluster certificate's private key.
+	ClusterKeyPkcs8 []byte `protobuf:"bytes,4,opt,name=cluster_key_pkcs8,json=clusterKeyPkcs8,proto3" json:"cluster_key_pkcs8,omitempty"`
+	ClusterCertPem  string `protobuf:"bytes,5,opt,name=cluster_cert_pem,json=clusterCertPem,proto3" json:"cluster_cert_pem,omitempty"`
+	TrustAnchorPem  string `protobuf:"bytes,6,opt,name=trust_anchor_pem,json=trustAnchorPem,proto3" json:"trust_anchor_pem,omitempty"`
+	// snapshot is a Snapshot encoding.
+	Snapshot []byte `protobuf:"bytes,7,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// applied_index is the snapshot's applied index.
+	AppliedIndex uint64 `protobuf:"varint,8,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// source_cluster_id is the id of the cluster backed up (the control
+	// plane's), and source_node_id the HSM that took the backup.
+	SourceClusterId string `protobuf:"bytes,9,opt,name=source_cluster_id,json=sourceClusterId,proto3" json:"source_cluster_id,omitempty"`
+	SourceNodeId    string `protobuf:"bytes,10,opt,name=source_node_id,json=sourceNodeId,proto3" json:"source_node_id,omitempty"`
+	// created_at_unix is the HSM's clock when it took the backup.
+	CreatedAtUnix int64 `protobuf:"varint,11,opt,name=created_at_unix,json=createdAtUnix,proto3" json:"created_at_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Backup) Reset() {
+	*x = Backup{}
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Backup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Backup) ProtoMessage() {}
+
+func (x *Backup) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Backup.ProtoReflect.Descriptor instead.
+func (*Backup) Descriptor() ([]byte, []int) {
+	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Backup) GetFormatVersion() uint32 {
+	if x != nil {
+		return x.FormatVersion
+	}
+	return 0
+}
+
+func (x *Backup) GetCertificateId() string {
+	if x != nil {
+		return x.CertificateId
+	}
+	return ""
+}
+
+func (x *Backup) GetDomainKey() []byte {
+	if x != nil {
+		return x.DomainKey
+	}
+	return nil
+}
+
+func (x *Backup) GetClusterKeyPkcs8() []byte {
+	if x != nil {
+		return x.ClusterKeyPkcs8
+	}
+	return nil
+}
+
+func (x *Backup) GetClusterCertPem() string {
+	if x != nil {
+		return x.ClusterCertPem
+	}
+	return ""
+}
+
+func (x *Backup) GetTrustAnchorPem() string {
+	if x != nil {
+		return x.TrustAnchorPem
+	}
+	return ""
+}
+
+func (x *Backup) GetSnapshot() []byte {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+func (x *Backup) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *Backup) GetSourceClusterId() string {
+	if x != nil {
+		return x.SourceClusterId
+	}
+	return ""
+}
+
+func (x *Backup) GetSourceNodeId() string {
+	if x != nil {
+		return x.SourceNodeId
+	}
+	return ""
+}
+
+func (x *Backup) GetCreatedAtUnix() int64 {
+	if x != nil {
+		return x.CreatedAtUnix
+	}
+	return 0
+}
+
 var File_hsmfsm_v1_fsm_proto protoreflect.FileDescriptor
 
 const file_hsmfsm_v1_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13hsmfsm/v1/fsm.proto\x12\thsmfsm.v1\x1a\x12hsm/v1/types.proto\"\x95\b\n" +
+	"\x13hsmfsm/v1/fsm.proto\x12\thsmfsm.v1\x1a\x12hsm/v1/types.proto\"\xb8\t\n" +
 	"\aCommand\x12;\n" +
 	"\finit_cluster\x18\x01 \x01(\v2\x16.hsmfsm.v1.InitClusterH\x00R\vinitCluster\x121\n" +
 	"\bactivate\x18\x02 \x01(\v2\x13.hsmfsm.v1.ActivateH\x00R\bactivate\x128\n" +
@@ -2071,7 +2560,9 @@ const file_hsmfsm_v1_fsm_proto_rawDesc = "" +
 	"\fadmit_member\x18\r \x01(\v2\x16.hsmfsm.v1.AdmitMemberH\x00R\vadmitMember\x12>\n" +
 	"\rremove_member\x18\x0e \x01(\v2\x17.hsmfsm.v1.RemoveMemberH\x00R\fremoveMember\x12E\n" +
 	"\x10set_quorum_value\x18\x0f \x01(\v2\x19.hsmfsm.v1.SetQuorumValueH\x00R\x0esetQuorumValue\x12N\n" +
-	"\x13register_quorum_key\x18\x10 \x01(\v2\x1c.hsmfsm.v1.RegisterQuorumKeyH\x00R\x11registerQuorumKeyB\t\n" +
+	"\x13register_quorum_key\x18\x10 \x01(\v2\x1c.hsmfsm.v1.RegisterQuorumKeyH\x00R\x11registerQuorumKey\x12N\n" +
+	"\x13create_quorum_token\x18\x11 \x01(\v2\x1c.hsmfsm.v1.CreateQuorumTokenH\x00R\x11createQuorumToken\x12Q\n" +
+	"\x14approve_quorum_token\x18\x12 \x01(\v2\x1d.hsmfsm.v1.ApproveQuorumTokenH\x00R\x12approveQuorumTokenB\t\n" +
 	"\acommand\"\x8d\x02\n" +
 	"\vInitCluster\x12\x1d\n" +
 	"\n" +
@@ -2082,21 +2573,27 @@ const file_hsmfsm_v1_fsm_proto_rawDesc = "" +
 	"\x13admin_password_hash\x18\x05 \x01(\tR\x11adminPasswordHash\x124\n" +
 	"\ffirst_member\x18\x06 \x01(\v2\x11.hsmfsm.v1.MemberR\vfirstMember\"/\n" +
 	"\bActivate\x12#\n" +
-	"\rpassword_hash\x18\x01 \x01(\tR\fpasswordHash\"\x85\x01\n" +
+	"\rpassword_hash\x18\x01 \x01(\tR\fpasswordHash\"\xc8\x01\n" +
 	"\n" +
 	"CreateUser\x12\x14\n" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12 \n" +
 	"\x04role\x18\x03 \x01(\x0e2\f.hsm.v1.RoleR\x04role\x12#\n" +
-	"\rpassword_hash\x18\x04 \x01(\tR\fpasswordHash\">\n" +
+	"\rpassword_hash\x18\x04 \x01(\tR\fpasswordHash\x12&\n" +
+	"\x0fquorum_token_id\x18\x05 \x01(\tR\rquorumTokenId\x12\x19\n" +
+	"\bnow_unix\x18\x06 \x01(\x03R\anowUnix\"\x81\x01\n" +
 	"\n" +
 	"DeleteUser\x12\x14\n" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\x12\x1a\n" +
-	"\busername\x18\x02 \x01(\tR\busername\"d\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12&\n" +
+	"\x0fquorum_token_id\x18\x03 \x01(\tR\rquorumTokenId\x12\x19\n" +
+	"\bnow_unix\x18\x04 \x01(\x03R\anowUnix\"\xa7\x01\n" +
 	"\vSetPassword\x12\x14\n" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12#\n" +
-	"\rpassword_hash\x18\x03 \x01(\tR\fpasswordHash\"0\n" +
+	"\rpassword_hash\x18\x03 \x01(\tR\fpasswordHash\x12&\n" +
+	"\x0fquorum_token_id\x18\x04 \x01(\tR\rquorumTokenId\x12\x19\n" +
+	"\bnow_unix\x18\x05 \x01(\x03R\anowUnix\"0\n" +
 	"\x12RecordLoginFailure\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\"0\n" +
 	"\x12ResetLoginFailures\x12\x1a\n" +
@@ -2136,14 +2633,27 @@ const file_hsmfsm_v1_fsm_proto_rawDesc = "" +
 	"\vAdmitMember\x12)\n" +
 	"\x06member\x18\x01 \x01(\v2\x11.hsmfsm.v1.MemberR\x06member\"'\n" +
 	"\fRemoveMember\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"N\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\x91\x01\n" +
 	"\x0eSetQuorumValue\x12\x14\n" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\f\n" +
-	"\x01m\x18\x03 \x01(\rR\x01m\"O\n" +
+	"\x01m\x18\x03 \x01(\rR\x01m\x12&\n" +
+	"\x0fquorum_token_id\x18\x04 \x01(\tR\rquorumTokenId\x12\x19\n" +
+	"\bnow_unix\x18\x05 \x01(\x03R\anowUnix\"O\n" +
 	"\x11RegisterQuorumKey\x12\x14\n" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\x12$\n" +
-	"\x0epublic_key_der\x18\x02 \x01(\fR\fpublicKeyDer\"\x84\x01\n" +
+	"\x0epublic_key_der\x18\x02 \x01(\fR\fpublicKeyDer\"\x9f\x01\n" +
+	"\x11CreateQuorumToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1c\n" +
+	"\trequester\x18\x03 \x01(\tR\trequester\x12\x1c\n" +
+	"\tchallenge\x18\x04 \x01(\fR\tchallenge\x12$\n" +
+	"\x0eissued_at_unix\x18\x05 \x01(\x03R\fissuedAtUnix\"\x92\x01\n" +
+	"\x12ApproveQuorumToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
+	"\bapprover\x18\x02 \x01(\tR\bapprover\x12\x19\n" +
+	"\bnow_unix\x18\x03 \x01(\x03R\anowUnix\x125\n" +
+	"\x17approver_public_key_der\x18\x04 \x01(\fR\x14approverPublicKeyDer\"\x84\x01\n" +
 	"\x06Result\x12#\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x0f.hsmfsm.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
@@ -2172,7 +2682,14 @@ const file_hsmfsm_v1_fsm_proto_rawDesc = "" +
 	"\x0fsealed_material\x18\x02 \x01(\fR\x0esealedMaterial\"7\n" +
 	"\rQuorumSetting\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\f\n" +
-	"\x01m\x18\x02 \x01(\rR\x01m\"\xcf\x02\n" +
+	"\x01m\x18\x02 \x01(\rR\x01m\"\xb7\x01\n" +
+	"\vQuorumToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1c\n" +
+	"\trequester\x18\x03 \x01(\tR\trequester\x12\x1c\n" +
+	"\tchallenge\x18\x04 \x01(\fR\tchallenge\x12$\n" +
+	"\x0eissued_at_unix\x18\x05 \x01(\x03R\fissuedAtUnix\x12\x1c\n" +
+	"\tapprovers\x18\x06 \x03(\tR\tapprovers\"\x8c\x03\n" +
 	"\bSnapshot\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12#\n" +
 	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12,\n" +
@@ -2182,7 +2699,22 @@ const file_hsmfsm_v1_fsm_proto_rawDesc = "" +
 	"\amembers\x18\x06 \x03(\v2\x11.hsmfsm.v1.MemberR\amembers\x120\n" +
 	"\x06quorum\x18\a \x03(\v2\x18.hsmfsm.v1.QuorumSettingR\x06quorum\x12\x1f\n" +
 	"\vnext_handle\x18\b \x01(\x04R\n" +
-	"nextHandle*\xab\x01\n" +
+	"nextHandle\x12;\n" +
+	"\rquorum_tokens\x18\t \x03(\v2\x16.hsmfsm.v1.QuorumTokenR\fquorumTokens\"\xb0\x03\n" +
+	"\x06Backup\x12%\n" +
+	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12%\n" +
+	"\x0ecertificate_id\x18\x02 \x01(\tR\rcertificateId\x12\x1d\n" +
+	"\n" +
+	"domain_key\x18\x03 \x01(\fR\tdomainKey\x12*\n" +
+	"\x11cluster_key_pkcs8\x18\x04 \x01(\fR\x0fclusterKeyPkcs8\x12(\n" +
+	"\x10cluster_cert_pem\x18\x05 \x01(\tR\x0eclusterCertPem\x12(\n" +
+	"\x10trust_anchor_pem\x18\x06 \x01(\tR\x0etrustAnchorPem\x12\x1a\n" +
+	"\bsnapshot\x18\a \x01(\fR\bsnapshot\x12#\n" +
+	"\rapplied_index\x18\b \x01(\x04R\fappliedIndex\x12*\n" +
+	"\x11source_cluster_id\x18\t \x01(\tR\x0fsourceClusterId\x12$\n" +
+	"\x0esource_node_id\x18\n" +
+	" \x01(\tR\fsourceNodeId\x12&\n" +
+	"\x0fcreated_at_unix\x18\v \x01(\x03R\rcreatedAtUnix*\xab\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aCODE_OK\x10\x01\x12\x12\n" +
@@ -2210,7 +2742,7 @@ func file_hsmfsm_v1_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_hsmfsm_v1_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hsmfsm_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_hsmfsm_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_hsmfsm_v1_fsm_proto_goTypes = []any{
 	(Code)(0),                  // 0: hsmfsm.v1.Code
 	(ClusterState)(0),          // 1: hsmfsm.v1.ClusterState
@@ -2231,16 +2763,20 @@ var file_hsmfsm_v1_fsm_proto_goTypes = []any{
 	(*RemoveMember)(nil),       // 16: hsmfsm.v1.RemoveMember
 	(*SetQuorumValue)(nil),     // 17: hsmfsm.v1.SetQuorumValue
 	(*RegisterQuorumKey)(nil),  // 18: hsmfsm.v1.RegisterQuorumKey
-	(*Result)(nil),             // 19: hsmfsm.v1.Result
-	(*Cluster)(nil),            // 20: hsmfsm.v1.Cluster
-	(*Member)(nil),             // 21: hsmfsm.v1.Member
-	(*User)(nil),               // 22: hsmfsm.v1.User
-	(*Key)(nil),                // 23: hsmfsm.v1.Key
-	(*QuorumSetting)(nil),      // 24: hsmfsm.v1.QuorumSetting
-	(*Snapshot)(nil),           // 25: hsmfsm.v1.Snapshot
-	(v1.Role)(0),               // 26: hsm.v1.Role
-	(*v1.KeyAttributes)(nil),   // 27: hsm.v1.KeyAttributes
-	(*v1.UserInfo)(nil),        // 28: hsm.v1.UserInfo
+	(*CreateQuorumToken)(nil),  // 19: hsmfsm.v1.CreateQuorumToken
+	(*ApproveQuorumToken)(nil), // 20: hsmfsm.v1.ApproveQuorumToken
+	(*Result)(nil),             // 21: hsmfsm.v1.Result
+	(*Cluster)(nil),            // 22: hsmfsm.v1.Cluster
+	(*Member)(nil),             // 23: hsmfsm.v1.Member
+	(*User)(nil),               // 24: hsmfsm.v1.User
+	(*Key)(nil),                // 25: hsmfsm.v1.Key
+	(*QuorumSetting)(nil),      // 26: hsmfsm.v1.QuorumSetting
+	(*QuorumToken)(nil),        // 27: hsmfsm.v1.QuorumToken
+	(*Snapshot)(nil),           // 28: hsmfsm.v1.Snapshot
+	(*Backup)(nil),             // 29: hsmfsm.v1.Backup
+	(v1.Role)(0),               // 30: hsm.v1.Role
+	(*v1.KeyAttributes)(nil),   // 31: hsm.v1.KeyAttributes
+	(*v1.UserInfo)(nil),        // 32: hsm.v1.UserInfo
 }
 var file_hsmfsm_v1_fsm_proto_depIdxs = []int32{
 	3,  // 0: hsmfsm.v1.Command.init_cluster:type_name -> hsmfsm.v1.InitCluster
@@ -2259,25 +2795,28 @@ var file_hsmfsm_v1_fsm_proto_depIdxs = []int32{
 	16, // 13: hsmfsm.v1.Command.remove_member:type_name -> hsmfsm.v1.RemoveMember
 	17, // 14: hsmfsm.v1.Command.set_quorum_value:type_name -> hsmfsm.v1.SetQuorumValue
 	18, // 15: hsmfsm.v1.Command.register_quorum_key:type_name -> hsmfsm.v1.RegisterQuorumKey
-	21, // 16: hsmfsm.v1.InitCluster.first_member:type_name -> hsmfsm.v1.Member
-	26, // 17: hsmfsm.v1.CreateUser.role:type_name -> hsm.v1.Role
-	27, // 18: hsmfsm.v1.CreateKey.template:type_name -> hsm.v1.KeyAttributes
-	27, // 19: hsmfsm.v1.CreateKey.public_template:type_name -> hsm.v1.KeyAttributes
-	21, // 20: hsmfsm.v1.AdmitMember.member:type_name -> hsmfsm.v1.Member
-	0,  // 21: hsmfsm.v1.Result.code:type_name -> hsmfsm.v1.Code
-	1,  // 22: hsmfsm.v1.Cluster.state:type_name -> hsmfsm.v1.ClusterState
-	28, // 23: hsmfsm.v1.User.info:type_name -> hsm.v1.UserInfo
-	27, // 24: hsmfsm.v1.Key.attributes:type_name -> hsm.v1.KeyAttributes
-	20, // 25: hsmfsm.v1.Snapshot.cluster:type_name -> hsmfsm.v1.Cluster
-	22, // 26: hsmfsm.v1.Snapshot.users:type_name -> hsmfsm.v1.User
-	23, // 27: hsmfsm.v1.Snapshot.keys:type_name -> hsmfsm.v1.Key
-	21, // 28: hsmfsm.v1.Snapshot.members:type_name -> hsmfsm.v1.Member
-	24, // 29: hsmfsm.v1.Snapshot.quorum:type_name -> hsmfsm.v1.QuorumSetting
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	19, // 16: hsmfsm.v1.Command.create_quorum_token:type_name -> hsmfsm.v1.CreateQuorumToken
+	20, // 17: hsmfsm.v1.Command.approve_quorum_token:type_name -> hsmfsm.v1.ApproveQuorumToken
+	23, // 18: hsmfsm.v1.InitCluster.first_member:type_name -> hsmfsm.v1.Member
+	30, // 19: hsmfsm.v1.CreateUser.role:type_name -> hsm.v1.Role
+	31, // 20: hsmfsm.v1.CreateKey.template:type_name -> hsm.v1.KeyAttributes
+	31, // 21: hsmfsm.v1.CreateKey.public_template:type_name -> hsm.v1.KeyAttributes
+	23, // 22: hsmfsm.v1.AdmitMember.member:type_name -> hsmfsm.v1.Member
+	0,  // 23: hsmfsm.v1.Result.code:type_name -> hsmfsm.v1.Code
+	1,  // 24: hsmfsm.v1.Cluster.state:type_name -> hsmfsm.v1.ClusterState
+	32, // 25: hsmfsm.v1.User.info:type_name -> hsm.v1.UserInfo
+	31, // 26: hsmfsm.v1.Key.attributes:type_name -> hsm.v1.KeyAttributes
+	22, // 27: hsmfsm.v1.Snapshot.cluster:type_name -> hsmfsm.v1.Cluster
+	24, // 28: hsmfsm.v1.Snapshot.users:type_name -> hsmfsm.v1.User
+	25, // 29: hsmfsm.v1.Snapshot.keys:type_name -> hsmfsm.v1.Key
+	23, // 30: hsmfsm.v1.Snapshot.members:type_name -> hsmfsm.v1.Member
+	26, // 31: hsmfsm.v1.Snapshot.quorum:type_name -> hsmfsm.v1.QuorumSetting
+	27, // 32: hsmfsm.v1.Snapshot.quorum_tokens:type_name -> hsmfsm.v1.QuorumToken
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_hsmfsm_v1_fsm_proto_init() }
@@ -2302,6 +2841,8 @@ func file_hsmfsm_v1_fsm_proto_init() {
 		(*Command_RemoveMember)(nil),
 		(*Command_SetQuorumValue)(nil),
 		(*Command_RegisterQuorumKey)(nil),
+		(*Command_CreateQuorumToken)(nil),
+		(*Command_ApproveQuorumToken)(nil),
 	}
 	file_hsmfsm_v1_fsm_proto_msgTypes[10].OneofWrappers = []any{
 		(*SetKeyAttribute_Label)(nil),
@@ -2320,7 +2861,7 @@ func file_hsmfsm_v1_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsmfsm_v1_fsm_proto_rawDesc), len(file_hsmfsm_v1_fsm_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,454 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
+)
+
+// Timeouts of the Client's own calls.
+const (
+	// loginTimeout bounds one background re-login.
+	loginTimeout = 5 * time.Second
+	// logoutTimeout bounds the logouts of Close.
+	logoutTimeout = 2 * time.Second
+	// maxAuthBackoff caps the pause between re-logins an HSM refused with
+	// PermissionDenied: each refused login of a wrong password counts
+	// towards the user's lock, so the Client must not hammer.
+	maxAuthBackoff = time.Minute
+	// maxReconnectDelay caps grpc-go's reconnection backoff (120 s by
+	// default), so that an HSM that comes back is seen within seconds.
+	maxReconnectDelay = time.Second
+)
+
+// Client is a session on every HSM of a cluster, used as one connection:
+// it implements grpc.ClientConnInterface, so hsmv1.NewHsmServiceClient(c)
+// is the typed API. It is safe for concurrent use. See the package
+// documentation for how calls are spread and retried.
+type Client struct {
+	cfg  Config
+	log  hclog.Logger
+	hsms []*hsm
+
+	// ctx is canceled by Close; it bounds the background work, which wg
+	// counts.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// observed is the highest Raft index this Client has seen: requests
+	// carry it so that any HSM serves them only after applying it.
+	observed atomic.Uint64
+
+	mu sync.Mutex
+	// password is the password re-logins use; a successful ChangePassword
+	// of the Client's own user through the Client updates it.
+	password string
+	// next is the round-robin cursor that breaks ties between HSMs.
+	next   int
+	closed bool
+}
+
+// hsm is the Client's view of one HSM. Its mutable fields are guarded by
+// Client.mu.
+type hsm struct {
+	ep   Endpoint
+	conn *grpc.ClientConn
+	api  hsmv1.HsmServiceClient
+
+	// session is the token of the Client's session there; "" when there is
+	// none (not logged in yet, or the HSM refused it).
+	session string
+	// healthy is false after a connection-level failure, until a probe
+	// logs in again.
+	healthy     bool
+	lastErr     string
+	outstanding int
+	served      uint64
+	// probing is true while a re-login runs.
+	probing bool
+	// authFailures counts consecutive PermissionDenied logins; nextProbe is
+	// when the next re-login may run.
+	authFailures int
+	nextProbe    time.Time
+}
+
+// usable reports whether calls may go to h.
+func (h *hsm) usable() bool { return h.healthy && h.session != "" }
+
+var _ grpc.ClientConnInterface = (*Client)(nil)
+
+// New dials every endpoint of cfg, logs in on each HSM and returns the
+// Client. It succeeds when at least one login succeeds; the other HSMs are
+// probed in the background until they accept a login. When none does, it
+// returns the most telling failure, a PermissionDenied (wrong password,
+// locked user) before a connection failure, keeping its gRPC code.
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	c := &Client{cfg: cfg, log: cfg.Logger.Named("hsm_client"), password: cfg.Password}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	creds := credentials.NewTLS(clientTLS(cfg.TrustAnchor, cfg.CertificateID))
+	for _, ep := range cfg.Endpoints {
+		conn, err := grpc.NewClient(ep.Addr,
+			grpc.WithTransportCredentials(creds),
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxReconnectDelay},
+				MinConnectTimeout: loginTimeout,
+			}))
+		if err != nil {
+			c.closeConns()
+			c.cancel()
+			return nil, fmt.Errorf("client: endpoint %q: %w", ep.ID, err)
+		}
+		c.hsms = append(c.hsms, &hsm{ep: ep, conn: conn, api: hsmv1.NewHsmServiceClient(conn)})
+	}
+
+	errs := make([]error, len(c.hsms))
+	var wg sync.WaitGroup
+	for i, h := range c.hsms {
+		wg.Go(func() { errs[i] = c.login(ctx, h) })
+	}
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		if err == nil {
+			ok++
+			continue
+		}
+		c.log.Warn("login failed", "hsm_id", c.hsms[i].ep.ID, "addr", c.hsms[i].ep.Addr, "error", err)
+	}
+	if ok == 0 {
+		c.closeConns()
+		c.cancel()
+		return nil, loginFailure(c.hsms, errs)
+	}
+	c.log.Info("logged in", "user", cfg.Username, "hsms", ok, "endpoints", len(c.hsms))
+	c.wg.Add(1)
+	go c.healthLoop()
+	return c, nil
+}
+
+// loginFailure builds New's error when every login failed: the first
+// PermissionDenied if any (the caller's credentials are wrong, whatever
+// else is down), else the first error, with its gRPC code kept.
+func loginFailure(hsms []*hsm, errs []error) error {
+	pick := 0
+	for i, err := range errs {
+		if status.Code(err) == codes.PermissionDenied {
+			pick = i
+			break
+		}
+	}
+	st := status.Convert(errs[pick])
+	return status.Errorf(st.Code(), "client: login failed on every HSM (%s: %s)", hsms[pick].ep.ID, st.Message())
+}
+
+// clientTLS returns the TLS configuration that authenticates HSMs: TLS 1.3
+// and a chain from the cluster certificate to anchor, whose leaf's common
+// name is certID.
+//
+// InsecureSkipVerify turns off only Go's built-in verification, which would
+// check the dialed host name against the certificate's SANs: the cluster
+// certificate names the cluster (its common name), not any address, as in
+// CloudHSM, where the client checks the HSM against customerCA.crt alone.
+// VerifyConnection then does the whole check itself, on every handshake
+// (resumed ones included), so nothing is left unverified.
+func clientTLS(anchor *x509.Certificate, certID string) *tls.Config {
+	roots := x509.NewCertPool()
+	roots.AddCert(anchor)
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		InsecureSkipVerify: true, // see above: VerifyConnection verifies the chain and the name.
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return verifyClusterChain(cs.PeerCertificates, roots, certID)
+		},
+	}
+}
+
+// verifyClusterChain checks that certs (leaf first) chain to roots and that
+// the leaf's common name is certID. It repeats transport.VerifyClusterChain
+// of the node, which this package must not import.
+func verifyClusterChain(certs []*x509.Certificate, roots *x509.CertPool, certID string) error {
+	if len(certs) == 0 {
+		return errors.New("client: the HSM presented no certificate")
+	}
+	inters := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inters.AddCert(c)
+	}
+	leaf := certs[0]
+	// The cluster certificate is the CSR's, signed by the customer as it
+	// sees fit: no extended key usage is required of it.
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return fmt.Errorf("client: the HSM's certificate does not chain to the trust anchor: %w", err)
+	}
+	if leaf.Subject.CommonName != certID {
+		return fmt.Errorf("client: the HSM's certificate is for %q, want %q", leaf.Subject.CommonName, certID)
+	}
+	return nil
+}
+
+// login opens a session on h and makes h usable. A session it replaces is
+// logged out, best effort.
+func (c *Client) login(ctx context.Context, h *hsm) error {
+	c.mu.Lock()
+	password := c.password
+	c.mu.Unlock()
+	resp, err := h.api.Login(ctx, &hsmv1.LoginRequest{Username: c.cfg.Username, Password: password, Role: c.cfg.Role})
+	c.mu.Lock()
+	if err != nil {
+		h.lastErr = err.Error()
+		if isConnectionError(err) {
+			h.healthy = false
+		}
+		if status.Code(err) == codes.PermissionDenied {
+			h.authFailures++
+			h.nextProbe = time.Now().Add(min(c.cfg.HealthInterval<<min(h.authFailures, 16), maxAuthBackoff))
+		}
+		c.mu.Unlock()
+		return err
+	}
+	old := h.session
+	h.session, h.healthy, h.lastErr, h.authFailures = resp.GetSession(), true, "", 0
+	c.mu.Unlock()
+	c.observe(resp.GetAppliedIndex())
+	if old != "" && old != resp.GetSession() {
+		c.logout(ctx, h, old)
+	}
+	return nil
+}
+
+// logout closes session on h, best effort.
+func (c *Client) logout(ctx context.Context, h *hsm, session string) {
+	ctx = metadata.NewOutgoingContext(ctx, metadata.Pairs(metadataSession, session))
+	if _, err := h.api.Logout(ctx, &hsmv1.LogoutRequest{}); err != nil {
+		c.log.Debug("logout failed", "hsm_id", h.ep.ID, "error", err)
+	}
+}
+
+// observe raises the observed index to index.
+func (c *Client) observe(index uint64) {
+	for {
+		cur := c.observed.Load()
+		if index <= cur || c.observed.CompareAndSwap(cur, index) {
+			return
+		}
+	}
+}
+
+// ObservedIndex returns the highest Raft index this Client has observed: the
+// index of its latest write, or of the replica it last logged in to.
+func (c *Client) ObservedIndex() uint64 { return c.observed.Load() }
+
+// Invoke performs a unary call on one HSM, chosen and retried as the package
+// documentation says. Login and Logout are refused with FailedPrecondition:
+// the Client manages its sessions itself.
+func (c *Client) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	switch method {
+	case hsmv1.HsmService_Login_FullMethodName, hsmv1.HsmService_Logout_FullMethodName:
+		return status.Errorf(codes.FailedPrecondition, "client: %s is not available: the client logs in and out of every HSM itself", method)
+	}
+	if c.ctx.Err() != nil {
+		return status.Error(codes.FailedPrecondition, "client: closed")
+	}
+	write := isWrite(method)
+	tried := make(map[*hsm]bool, len(c.hsms))
+	var lastErr error
+	for attempt := 0; attempt < c.cfg.MaxAttempts; {
+		h, session := c.acquire(tried)
+		if h == nil {
+			// A full round is over, or no HSM is usable: pause, then start
+			// a new round. A pause with nothing tried counts as an attempt,
+			// so that a Client with no usable HSM gives up.
+			if len(tried) == 0 {
+				attempt++
+				if lastErr == nil {
+					lastErr = status.Error(codes.Unavailable, "client: no healthy HSM with a session")
+				}
+			}
+			clear(tried)
+			if attempt >= c.cfg.MaxAttempts {
+				break
+			}
+			if err := c.pause(ctx); err != nil {
+				return status.Errorf(status.FromContextError(err).Code(), "client: %v (last error: %v)", err, lastErr)
+			}
+			continue
+		}
+		attempt++
+		tried[h] = true
+		err := c.invokeOn(ctx, h, session, method, args, reply, opts)
+		if err == nil {
+			c.afterSuccess(method, args)
+			return nil
+		}
+		lastErr = err
+		if !retryable(ctx, write, err) {
+			return err
+		}
+		c.log.Debug("retrying on another HSM", "method", method, "hsm_id", h.ep.ID, "attempt", attempt, "error", err)
+	}
+	return lastErr
+}
+
+// NewStream returns Unimplemented: the HSM API has only unary calls.
+func (c *Client) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+	return nil, status.Error(codes.Unimplemented, "client: streaming calls are not supported: the HSM API is unary")
+}
+
+// pause sleeps RetryInterval, or less if ctx or the Client ends first.
+func (c *Client) pause(ctx context.Context) error {
+	t := time.NewTimer(c.cfg.RetryInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return context.Canceled
+	case <-t.C:
+		return nil
+	}
+}
+
+// acquire picks the usable HSM not in tried with the fewest outstanding
+// requests, ties broken round robin, counts the request as outstanding and
+// returns the HSM and its session; nil when no HSM qualifies.
+func (c *Client) acquire(tried map[*hsm]bool) (*hsm, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	best := -1
+	for k := range c.hsms {
+		i := (c.next + k) % len(c.hsms)
+		h := c.hsms[i]
+		if !h.usable() || tried[h] {
+			continue
+		}
+		if best < 0 || h.outstanding < c.hsms[best].outstanding {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil, ""
+	}
+	c.next = (best + 1) % len(c.hsms)
+	h := c.hsms[best]
+	h.outstanding++
+	return h, h.session
+}
+
+// invokeOn makes one attempt of a call on h with session, and updates h's
+// state and the observed index from the outcome.
+func (c *Client) invokeOn(ctx context.Context, h *hsm, session, method string, args, reply any, opts []grpc.CallOption) error {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	md = md.Copy()
+	md.Set(metadataSession, session)
+	if index := c.observed.Load(); index > 0 {
+		md.Set(metadataIndex, strconv.FormatUint(index, 10))
+	}
+	var header metadata.MD
+	callOpts := append(append(make([]grpc.CallOption, 0, len(opts)+1), opts...), grpc.Header(&header))
+	err := h.conn.Invoke(metadata.NewOutgoingContext(ctx, md), method, args, reply, callOpts...)
+	if v := header.Get(metadataIndex); len(v) == 1 {
+		if index, perr := strconv.ParseUint(v[0], 10, 64); perr == nil {
+			c.observe(index)
+		}
+	}
+	c.release(h, session, err)
+	return err
+}
+
+// release ends an attempt on h: the request is no longer outstanding, a
+// success is counted, a connection failure makes h unhealthy and a refused
+// session is dropped and replaced in the background.
+func (c *Client) release(h *hsm, session string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h.outstanding--
+	switch {
+	case err == nil:
+		h.served++
+	case isConnectionError(err):
+		if h.healthy {
+			c.log.Warn("hsm unhealthy", "hsm_id", h.ep.ID, "addr", h.ep.Addr, "error", err)
+		}
+		h.healthy, h.lastErr = false, err.Error()
+	case status.Code(err) == codes.Unauthenticated:
+		if h.session == session {
+			c.log.Info("session lost; logging in again", "hsm_id", h.ep.ID, "error", err)
+			h.session, h.lastErr = "", err.Error()
+			c.startProbeLocked(h)
+		}
+	}
+}
+
+// afterSuccess keeps the Client's password in step when its own user's
+// password was changed through it, so that later re-logins work.
+func (c *Client) afterSuccess(method string, args any) {
+	if method != hsmv1.HsmService_ChangePassword_FullMethodName {
+		return
+	}
+	if req, ok := args.(*hsmv1.ChangePasswordRequest); ok && req.GetUsername() == c.cfg.Username {
+		c.mu.Lock()
+		c.password = req.GetNewPassword()
+		c.mu.Unlock()
+	}
+}
+
+// Close stops the background probes, logs out of every HSM and closes the
+// connections. Calls made after Close fail with FailedPrecondition.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+
+	ctx, cancel := context.WithTimeout(context.Background(), logoutTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	c.mu.Lock()
+	for _, h := range c.hsms {
+		if session := h.session; session != "" {
+			h.session = ""
+			wg.Go(func() { c.logout(ctx, h, session) })
+		}
+	}
+	c.mu.Unlock()
+	wg.Wait()
+	c.log.Info("closed")
+	return c.closeConns()
+}
+
+// closeConns closes every connection.
+func (c *Client) closeConns() error {
+	var errs []error
+	for _, h := range c.hsms {
+		if err := h.conn.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("client: close %s: %w", h.ep.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,420 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/hsmsim/hsmsim/cluster/client"
+	"github.com/hsmsim/hsmsim/internal/testpki"
+	"github.com/hsmsim/hsmsim/node/nodetest"
+	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
+)
+
+const (
+	user     = "alice"
+	password = "crypto-password-1"
+	gcm      = hsmv1.EncryptionMechanism_ENCRYPTION_MECHANISM_AES_GCM
+	// opTimeout bounds one call of a test: long enough for an election and
+	// a restart under -race on two cores, short enough to fail a hang.
+	opTimeout = 20 * time.Second
+)
+
+// testWriter routes logs to t.Log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// newCluster starts a 3-HSM cluster with the crypto user alice, known to
+// every replica.
+func newCluster(t *testing.T) *nodetest.Cluster {
+	t.Helper()
+	c := nodetest.New(t, 3)
+	c.CreateCryptoUser(c.Leader().Index, user, password)
+	c.WaitConverged()
+	return c
+}
+
+// config returns a Client configuration for every HSM of c.
+func config(t testing.TB, c *nodetest.Cluster, username, pw string) client.Config {
+	cfg := client.Config{
+		TrustAnchor: c.CustomerCA.Cert, CertificateID: c.ClusterID,
+		Username: username, Password: pw, Role: hsmv1.Role_ROLE_CRYPTO_USER,
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Debug, Output: testWriter{t}}),
+	}
+	for i, n := range c.Nodes {
+		cfg.Endpoints = append(cfg.Endpoints, client.Endpoint{ID: n.ID(), AZ: nodetest.AZs[i%len(nodetest.AZs)], Addr: n.APIAddr()})
+	}
+	return cfg
+}
+
+// mustClient returns a Client logged in as alice, closed at the end of the test.
+func mustClient(t *testing.T, c *nodetest.Cluster) (*client.Client, hsmv1.HsmServiceClient) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	cl, err := client.New(ctx, config(t, c, user, password))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, cl.Close()) })
+	return cl, hsmv1.NewHsmServiceClient(cl)
+}
+
+func opContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func aes256(label string) *hsmv1.GenerateSymmetricKeyRequest {
+	return &hsmv1.GenerateSymmetricKeyRequest{Type: hsmv1.KeyType_KEY_TYPE_AES, SizeBits: 256, Label: label,
+		Usage: &hsmv1.KeyUsage{Encrypt: true, Decrypt: true}}
+}
+
+// createKey creates an AES key through api and returns its handle.
+func createKey(t testing.TB, api hsmv1.HsmServiceClient, label string) uint64 {
+	t.Helper()
+	resp, err := api.GenerateSymmetricKey(opContext(t), aes256(label))
+	require.NoError(t, err)
+	return resp.GetKey().GetHandle()
+}
+
+// roundTrip encrypts and decrypts pt with key and checks the result.
+func roundTrip(ctx context.Context, api hsmv1.HsmServiceClient, key uint64, pt []byte) error {
+	enc, err := api.Encrypt(ctx, &hsmv1.EncryptRequest{Handle: key, Mechanism: gcm, Plaintext: pt, Aad: []byte("aad")})
+	if err != nil {
+		return fmt.Errorf("encrypt: %w", err)
+	}
+	dec, err := api.Decrypt(ctx, &hsmv1.DecryptRequest{Handle: key, Mechanism: gcm, Ciphertext: enc.GetCiphertext(), Aad: []byte("aad")})
+	if err != nil {
+		return fmt.Errorf("decrypt: %w", err)
+	}
+	if !bytes.Equal(dec.GetPlaintext(), pt) {
+		return fmt.Errorf("decrypt returned %q, want %q", dec.GetPlaintext(), pt)
+	}
+	return nil
+}
+
+func requireAllHealthy(t *testing.T, cl *client.Client) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, h := range cl.Health() {
+			if !h.Healthy {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 10*time.Millisecond, "health: %+v", cl.Health())
+}
+
+// TestSpreading checks that concurrent calls are spread over every HSM.
+func TestSpreading(t *testing.T) {
+	c := newCluster(t)
+	cl, api := mustClient(t, c)
+	requireAllHealthy(t, cl)
+	key := createKey(t, api, "spread")
+
+	const calls, workers = 300, 8
+	jobs := make(chan int, calls)
+	for i := range calls {
+		jobs <- i
+	}
+	close(jobs)
+	var failures atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range jobs {
+				_, err := api.Encrypt(opContext(t), &hsmv1.EncryptRequest{Handle: key, Mechanism: gcm, Plaintext: []byte(fmt.Sprint(i))})
+				if err != nil {
+					failures.Add(1)
+					t.Log("encrypt:", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.Zero(t, failures.Load())
+	var total uint64
+	for _, h := range cl.Health() {
+		require.True(t, h.Healthy, "%+v", h)
+		require.Positive(t, h.Served, "HSM %s served nothing: %+v", h.ID, cl.Health())
+		require.Zero(t, h.Outstanding, "%+v", h)
+		total += h.Served
+	}
+	require.Equal(t, uint64(calls+1), total, "one key creation and the encryptions")
+}
+
+// TestReadYourWrites creates keys through the Client and uses each at once:
+// consecutive calls land on different HSMs, which must wait for the write.
+func TestReadYourWrites(t *testing.T) {
+	c := newCluster(t)
+	cl, api := mustClient(t, c)
+	requireAllHealthy(t, cl)
+	for i := range 50 {
+		before := cl.ObservedIndex()
+		key := createKey(t, api, fmt.Sprint("ryw-", i))
+		require.Greater(t, cl.ObservedIndex(), before, "a write raises the observed index")
+		_, err := api.Encrypt(opContext(t), &hsmv1.EncryptRequest{Handle: key, Mechanism: gcm, Plaintext: []byte("x")})
+		require.NoError(t, err, "key %d, iteration %d", key, i)
+	}
+	for _, h := range cl.Health() {
+		require.Positive(t, h.Served, "calls must land on every HSM: %+v", cl.Health())
+	}
+}
+
+// load runs encrypt/decrypt round trips and key creations through api from
+// several goroutines until stopped, counting operations and failures.
+type load struct {
+	ops, writes, failures atomic.Int64
+	mu                    sync.Mutex
+	errs                  []error
+	stop                  chan struct{}
+	wg                    sync.WaitGroup
+}
+
+func startLoad(t *testing.T, api hsmv1.HsmServiceClient, key uint64, workers int) *load {
+	l := &load{stop: make(chan struct{})}
+	for w := range workers {
+		l.wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+				var err error
+				if i%4 == 3 {
+					_, err = api.GenerateSymmetricKey(ctx, aes256(fmt.Sprintf("load-%d-%d", w, i)))
+					if err == nil {
+						l.writes.Add(1)
+					}
+				} else {
+					err = roundTrip(ctx, api, key, []byte(fmt.Sprintf("plaintext %d %d", w, i)))
+				}
+				cancel()
+				l.ops.Add(1)
+				if err != nil {
+					l.failures.Add(1)
+					l.mu.Lock()
+					l.errs = append(l.errs, err)
+					l.mu.Unlock()
+				}
+			}
+		})
+	}
+	t.Cleanup(l.halt)
+	return l
+}
+
+// halt stops the load and waits for it; it may be called twice.
+func (l *load) halt() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	l.wg.Wait()
+}
+
+// waitFor waits until the load has done n more operations and w more writes.
+func (l *load) waitFor(t *testing.T, n, w int64) {
+	t.Helper()
+	ops, writes := l.ops.Load()+n, l.writes.Load()+w
+	require.Eventually(t, func() bool { return l.ops.Load() >= ops && l.writes.Load() >= writes },
+		30*time.Second, 10*time.Millisecond, "load stalled at %d operations, %d failures", l.ops.Load(), l.failures.Load())
+}
+
+// TestFailover kills an HSM under load: no operation fails, and the HSM is
+// used again once it is back.
+func TestFailover(t *testing.T) {
+	c := newCluster(t)
+	cl, api := mustClient(t, c)
+	requireAllHealthy(t, cl)
+	key := createKey(t, api, "failover")
+
+	tests := []struct {
+		name string
+		// victim picks the HSM to stop.
+		victim func() int
+		// underLoad says the HSM is stopped while the load runs; otherwise
+		// it is stopped and restarted between calls, so that the Client
+		// finds its session gone (Unauthenticated) rather than the
+		// connection refused.
+		underLoad bool
+	}{
+		{name: "follower", victim: func() int { return c.Followers()[0].Index }, underLoad: true},
+		{name: "leader", victim: func() int { return c.Leader().Index }, underLoad: true},
+		{name: "restart between calls", victim: func() int { return c.Followers()[1].Index }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			victim := tc.victim()
+			if tc.underLoad {
+				l := startLoad(t, api, key, 8)
+				l.waitFor(t, 50, 5)
+				c.Stop(victim)
+				l.waitFor(t, 200, 20)
+				l.halt()
+				require.Zero(t, l.failures.Load(), "failed operations: %v", l.errs)
+				require.False(t, cl.Health()[victim].Healthy, "the stopped HSM must be marked unhealthy: %+v", cl.Health()[victim])
+				c.Restart(victim)
+			} else {
+				c.Stop(victim)
+				c.Restart(victim)
+				for i := range 12 {
+					require.NoError(t, roundTrip(opContext(t), api, key, []byte("after restart")))
+					_, err := api.GenerateSymmetricKey(opContext(t), aes256(fmt.Sprint("after-restart-", i)))
+					require.NoError(t, err)
+				}
+			}
+			require.Eventually(t, func() bool { return cl.Health()[victim].Healthy }, 10*time.Second, 10*time.Millisecond,
+				"the restarted HSM must be healthy again: %+v", cl.Health()[victim])
+			served := cl.Health()[victim].Served
+			require.Eventually(t, func() bool {
+				for range 6 {
+					if err := roundTrip(opContext(t), api, key, []byte("spread again")); err != nil {
+						t.Log(err)
+						return false
+					}
+				}
+				return cl.Health()[victim].Served > served
+			}, 10*time.Second, 10*time.Millisecond, "the restarted HSM must serve again: %+v", cl.Health())
+		})
+	}
+}
+
+// unusedAddr returns a loopback address nothing listens on.
+func unusedAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// TestRefusals covers what New and Invoke must refuse.
+func TestRefusals(t *testing.T) {
+	c := newCluster(t)
+	// bob and carol get wrong passwords, three at most each: fewer than the
+	// five that lock a user, so each case sees a plain wrong password.
+	c.CreateCryptoUser(c.Leader().Index, "bob", password)
+	c.CreateCryptoUser(c.Leader().Index, "carol", password)
+	c.WaitConverged()
+
+	t.Run("New", func(t *testing.T) {
+		other := testpki.NewCA(t, "another CA")
+		tests := []struct {
+			name   string
+			mutate func(*client.Config)
+			code   codes.Code
+		}{
+			{"wrong password", func(cfg *client.Config) { cfg.Username, cfg.Password = "bob", "wrong-password-1" }, codes.PermissionDenied},
+			{"unknown user", func(cfg *client.Config) { cfg.Username = "nobody" }, codes.PermissionDenied},
+			{"wrong role", func(cfg *client.Config) { cfg.Role = hsmv1.Role_ROLE_ADMIN }, codes.PermissionDenied},
+			{"wrong certificate id", func(cfg *client.Config) { cfg.CertificateID = "cluster-other" }, codes.Unavailable},
+			{"other trust anchor", func(cfg *client.Config) { cfg.TrustAnchor = other.Cert }, codes.Unavailable},
+			{"nothing listening", func(cfg *client.Config) {
+				for i := range cfg.Endpoints {
+					cfg.Endpoints[i].Addr = unusedAddr(t)
+				}
+			}, codes.Unavailable},
+			{"wrong password, one HSM unreachable", func(cfg *client.Config) {
+				cfg.Username, cfg.Password = "carol", "wrong-password-1"
+				cfg.Endpoints[0].Addr = unusedAddr(t)
+			}, codes.PermissionDenied},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				cfg := config(t, c, user, password)
+				tc.mutate(&cfg)
+				cl, err := client.New(opContext(t), cfg)
+				require.Nil(t, cl)
+				require.Equal(t, tc.code, status.Code(err), "%v", err)
+			})
+		}
+	})
+
+	t.Run("Invoke", func(t *testing.T) {
+		cl, api := mustClient(t, c)
+		_, err := api.Login(opContext(t), &hsmv1.LoginRequest{Username: user, Password: password, Role: hsmv1.Role_ROLE_CRYPTO_USER})
+		require.Equal(t, codes.FailedPrecondition, status.Code(err), "%v", err)
+		_, err = api.Logout(opContext(t), &hsmv1.LogoutRequest{})
+		require.Equal(t, codes.FailedPrecondition, status.Code(err), "%v", err)
+		_, err = cl.NewStream(opContext(t), &grpc.StreamDesc{}, "/hsm.v1.HsmService/Encrypt")
+		require.Equal(t, codes.Unimplemented, status.Code(err), "%v", err)
+
+		// An answer comes back as it is.
+		_, err = api.Encrypt(opContext(t), &hsmv1.EncryptRequest{Handle: 1 << 40, Mechanism: gcm, Plaintext: []byte("x")})
+		require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+
+		// The session still works; after Close, calls are refused.
+		_, err = api.GenerateRandom(opContext(t), &hsmv1.GenerateRandomRequest{Length: 16})
+		require.NoError(t, err)
+		require.NoError(t, cl.Close())
+		_, err = api.GenerateRandom(opContext(t), &hsmv1.GenerateRandomRequest{Length: 16})
+		require.Equal(t, codes.FailedPrecondition, status.Code(err), "%v", err)
+	})
+}
+
+// TestValidate checks each configuration error.
+func TestValidate(t *testing.T) {
+	ca := testpki.NewCA(t, "customer CA")
+	leaf := ca.Issue(t, "cluster-x", false)
+	valid := func() client.Config {
+		return client.Config{
+			Endpoints:   []client.Endpoint{{ID: "hsm-0", Addr: "127.0.0.1:1"}, {ID: "hsm-1", Addr: "127.0.0.1:2"}},
+			TrustAnchor: ca.Cert, CertificateID: "cluster-x", Username: user, Password: password, Role: hsmv1.Role_ROLE_CRYPTO_USER,
+		}
+	}
+	tests := []struct {
+		name   string
+		mutate func(*client.Config)
+		want   string // "" for valid
+	}{
+		{"valid", func(*client.Config) {}, ""},
+		{"no endpoints", func(c *client.Config) { c.Endpoints = nil }, "at least one endpoint"},
+		{"endpoint without id", func(c *client.Config) { c.Endpoints[0].ID = "" }, "ID is required"},
+		{"endpoint without addr", func(c *client.Config) { c.Endpoints[1].Addr = "" }, "Addr is required"},
+		{"duplicate endpoint", func(c *client.Config) { c.Endpoints[1].ID = "hsm-0" }, "listed twice"},
+		{"no trust anchor", func(c *client.Config) { c.TrustAnchor = nil }, "TrustAnchor is required"},
+		{"trust anchor not a CA", func(c *client.Config) { c.TrustAnchor = leaf.Leaf }, "not a CA"},
+		{"no certificate id", func(c *client.Config) { c.CertificateID = "" }, "CertificateID"},
+		{"no username", func(c *client.Config) { c.Username = "" }, "Username"},
+		{"no password", func(c *client.Config) { c.Password = "" }, "Password"},
+		{"no role", func(c *client.Config) { c.Role = hsmv1.Role_ROLE_UNSPECIFIED }, "Role"},
+		{"unknown role", func(c *client.Config) { c.Role = 99 }, "Role"},
+		{"negative retry interval", func(c *client.Config) { c.RetryInterval = -time.Second }, "RetryInterval"},
+		{"negative attempts", func(c *client.Config) { c.MaxAttempts = -1 }, "MaxAttempts"},
+		{"negative health interval", func(c *client.Config) { c.HealthInterval = -time.Second }, "HealthInterval"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := valid()
+			tc.mutate(&cfg)
+			err := cfg.Validate()
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.want)
+			cl, err := client.New(context.Background(), cfg)
+			require.Nil(t, cl)
+			require.ErrorContains(t, err, tc.want, "New validates")
+		})
+	}
+}

@@ -1,0 +1,121 @@
+package client
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
+)
+
+// Defaults for the zero values of Config.
+const (
+	// DefaultRetryInterval is the pause between two full rounds of retries.
+	DefaultRetryInterval = 50 * time.Millisecond
+	// DefaultHealthInterval is how often unhealthy HSMs are probed.
+	DefaultHealthInterval = 250 * time.Millisecond
+	// attemptsPerEndpoint gives the default MaxAttempts: three rounds.
+	attemptsPerEndpoint = 3
+)
+
+// Endpoint is one HSM of the cluster, as the control plane lists it
+// (CloudHSM's DescribeClusters: HsmId, AvailabilityZone, EniIp).
+type Endpoint struct {
+	// ID is the HSM's id; it names the HSM in Health and in logs.
+	ID string
+	// AZ is the HSM's availability zone, informational.
+	AZ string
+	// Addr is the HSM's gRPC API address, host:port.
+	Addr string
+}
+
+// Config configures a Client. Zero durations and counts take the defaults
+// documented on each field.
+type Config struct {
+	// Endpoints are the HSMs of the cluster; at least one.
+	Endpoints []Endpoint
+	// TrustAnchor is the customer CA certificate that signed the cluster
+	// certificate (CloudHSM's customerCA.crt).
+	TrustAnchor *x509.Certificate
+	// CertificateID is the common name the cluster certificate must carry:
+	// the id of the first cluster of the lineage (a cluster restored from a
+	// backup keeps its source's certificate).
+	CertificateID string
+	// Username, Password and Role are the HSM user the Client logs in as on
+	// every HSM.
+	Username, Password string
+	Role               hsmv1.Role
+	// RetryInterval is the pause between two full rounds of retries over
+	// the HSMs (default DefaultRetryInterval).
+	RetryInterval time.Duration
+	// MaxAttempts bounds the attempts of one call, over all HSMs (default
+	// three per endpoint).
+	MaxAttempts int
+	// HealthInterval is how often the Client probes unhealthy HSMs by
+	// logging in again (default DefaultHealthInterval).
+	HealthInterval time.Duration
+	// Logger receives the Client's logs (default: none).
+	Logger hclog.Logger
+}
+
+// Validate reports the first problem of c, or nil. Zero values that have a
+// default are valid.
+func (c *Config) Validate() error {
+	if len(c.Endpoints) == 0 {
+		return errors.New("client: at least one endpoint is required")
+	}
+	ids := make(map[string]bool, len(c.Endpoints))
+	for i, ep := range c.Endpoints {
+		switch {
+		case ep.ID == "":
+			return fmt.Errorf("client: endpoint %d: ID is required", i)
+		case ep.Addr == "":
+			return fmt.Errorf("client: endpoint %q: Addr is required", ep.ID)
+		case ids[ep.ID]:
+			return fmt.Errorf("client: endpoint %q is listed twice", ep.ID)
+		}
+		ids[ep.ID] = true
+	}
+	switch {
+	case c.TrustAnchor == nil:
+		return errors.New("client: TrustAnchor is required")
+	case !c.TrustAnchor.IsCA:
+		return errors.New("client: TrustAnchor is not a CA certificate")
+	case c.CertificateID == "":
+		return errors.New("client: CertificateID (the cluster certificate's common name) is required")
+	case c.Username == "":
+		return errors.New("client: Username is required")
+	case c.Password == "":
+		return errors.New("client: Password is required")
+	case c.Role == hsmv1.Role_ROLE_UNSPECIFIED || hsmv1.Role_name[int32(c.Role)] == "":
+		return fmt.Errorf("client: Role %d is not a valid role", c.Role)
+	case c.RetryInterval < 0:
+		return errors.New("client: RetryInterval must not be negative")
+	case c.MaxAttempts < 0:
+		return errors.New("client: MaxAttempts must not be negative")
+	case c.HealthInterval < 0:
+		return errors.New("client: HealthInterval must not be negative")
+	}
+	return nil
+}
+
+// withDefaults returns c with its zero values replaced by the defaults.
+func (c Config) withDefaults() Config {
+	if c.RetryInterval == 0 {
+		c.RetryInterval = DefaultRetryInterval
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = len(c.Endpoints) * attemptsPerEndpoint
+	}
+	if c.HealthInterval == 0 {
+		c.HealthInterval = DefaultHealthInterval
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	c.Endpoints = append([]Endpoint(nil), c.Endpoints...)
+	return c
+}

@@ -1,0 +1,267 @@
+// Package local is the Provisioner that runs each HSM as an hsmd process on
+// this machine: one data directory, one log file and two loopback ports
+// each, in their own process group so that the launcher decides when they
+// stop.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hsmsim/hsmsim/cluster"
+)
+
+// Config configures the local provisioner.
+type Config struct {
+	// Dir is the deployment directory; HSMs live in Dir/hsms/<id>.
+	Dir string
+	// HsmdPath is the hsmd binary; default: beside the running executable,
+	// else on PATH.
+	HsmdPath string
+	// PKI issues device certificates.
+	PKI *cluster.PKI
+	// Host is the address HSMs listen on; default 127.0.0.1.
+	Host string
+	// ExtraArgs are added to every hsmd command line (Raft timings, log level).
+	ExtraArgs []string
+	// StartTimeout bounds how long Start waits for the API port.
+	StartTimeout time.Duration
+}
+
+// Provisioner runs hsmd processes.
+type Provisioner struct {
+	cfg Config
+	mu  sync.Mutex
+	// children are processes this Provisioner started, reaped when they exit.
+	children map[int]*exec.Cmd
+}
+
+var _ cluster.Provisioner = (*Provisioner)(nil)
+
+// New returns a local provisioner.
+func New(cfg Config) (*Provisioner, error) {
+	if cfg.Dir == "" || cfg.PKI == nil {
+		return nil, errors.New("local: Dir and PKI are required")
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 15 * time.Second
+	}
+	if cfg.HsmdPath == "" {
+		p, err := FindBinary("hsmd")
+		if err != nil {
+			return nil, err
+		}
+		cfg.HsmdPath = p
+	}
+	return &Provisioner{cfg: cfg, children: map[int]*exec.Cmd{}}, nil
+}
+
+// FindBinary finds a hsmsim binary beside the running executable or on PATH.
+func FindBinary(name string) (string, error) {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("local: cannot find %s beside this program or on PATH (run make build): %w", name, err)
+	}
+	return p, nil
+}
+
+// Start writes the HSM's device certificate, picks two free ports and
+// starts hsmd.
+func (p *Provisioner) Start(ctx context.Context, spec cluster.HSMSpec) (cluster.Runtime, error) {
+	home := filepath.Join(p.cfg.Dir, "hsms", spec.HsmID)
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return cluster.Runtime{}, err
+	}
+	certPEM, keyPEM, err := p.cfg.PKI.IssueDevice(spec.HsmID)
+	if err != nil {
+		return cluster.Runtime{}, err
+	}
+	certFile, keyFile := filepath.Join(home, "device.crt"), filepath.Join(home, "device.key")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		return cluster.Runtime{}, err
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return cluster.Runtime{}, err
+	}
+	apiAddr, err := p.freeAddr()
+	if err != nil {
+		return cluster.Runtime{}, err
+	}
+	raftAddr, err := p.freeAddr()
+	if err != nil {
+		return cluster.Runtime{}, err
+	}
+	rt := cluster.Runtime{
+		APIAddr: apiAddr, RaftAddr: raftAddr,
+		DataDir: filepath.Join(home, "data"),
+		LogFile: filepath.Join(p.cfg.Dir, "logs", spec.HsmID+".log"),
+	}
+	args := []string{
+		"--id", spec.HsmID, "--az", spec.AZ, "--cluster-id", spec.ClusterID, "--data-dir", rt.DataDir,
+		"--api-addr", apiAddr, "--raft-addr", raftAddr,
+		"--device-cert", certFile, "--device-key", keyFile, "--hardware-ca", p.cfg.PKI.HardwareCAPath(),
+		"--backup-key", p.cfg.PKI.BackupKeyPath(),
+	}
+	if spec.RestoreFrom != "" {
+		args = append(args, "--restore-from", spec.RestoreFrom)
+	}
+	if spec.Join != nil {
+		anchorFile := filepath.Join(home, "trust-anchor.crt")
+		if err := os.WriteFile(anchorFile, []byte(spec.Join.TrustAnchorPEM), 0o600); err != nil {
+			return cluster.Runtime{}, err
+		}
+		args = append(args, "--join", strings.Join(spec.Join.Addrs, ","), "--join-trust-anchor", anchorFile)
+		if spec.Join.CertificateID != "" && spec.Join.CertificateID != spec.ClusterID {
+			args = append(args, "--join-certificate-id", spec.Join.CertificateID)
+		}
+	}
+	rt.Args = append(args, p.cfg.ExtraArgs...)
+	return p.run(ctx, rt)
+}
+
+// Restart starts hsmd again with the arguments it had.
+func (p *Provisioner) Restart(ctx context.Context, rt cluster.Runtime) (cluster.Runtime, error) {
+	if p.Running(rt) {
+		return rt, fmt.Errorf("local: process %d is still running", rt.PID)
+	}
+	return p.run(ctx, rt)
+}
+
+func (p *Provisioner) run(ctx context.Context, rt cluster.Runtime) (cluster.Runtime, error) {
+	if err := os.MkdirAll(filepath.Dir(rt.LogFile), 0o700); err != nil {
+		return rt, err
+	}
+	logf, err := os.OpenFile(rt.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return rt, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(p.cfg.HsmdPath, rt.Args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own session: a terminal's Ctrl-C goes to the launcher, which
+	// stops the HSMs in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return rt, fmt.Errorf("local: start hsmd: %w", err)
+	}
+	rt.PID = cmd.Process.Pid
+	exited := make(chan struct{})
+	p.mu.Lock()
+	p.children[rt.PID] = cmd
+	p.mu.Unlock()
+	go func() {
+		cmd.Wait()
+		p.mu.Lock()
+		delete(p.children, rt.PID)
+		p.mu.Unlock()
+		close(exited)
+	}()
+	deadline := time.Now().Add(p.cfg.StartTimeout)
+	for {
+		c, err := net.DialTimeout("tcp", rt.APIAddr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return rt, nil
+		}
+		select {
+		case <-exited:
+			return rt, fmt.Errorf("local: hsmd exited at start; see %s", rt.LogFile)
+		case <-ctx.Done():
+			syscall.Kill(rt.PID, syscall.SIGKILL)
+			return rt, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(rt.PID, syscall.SIGKILL)
+			return rt, fmt.Errorf("local: hsmd did not listen on %s in %v; see %s", rt.APIAddr, p.cfg.StartTimeout, rt.LogFile)
+		}
+	}
+}
+
+// Stop sends SIGTERM (and SIGCONT, in case it is paused), waits, then SIGKILL.
+func (p *Provisioner) Stop(ctx context.Context, rt cluster.Runtime) error {
+	if !p.Running(rt) {
+		return nil
+	}
+	syscall.Kill(rt.PID, syscall.SIGTERM)
+	syscall.Kill(rt.PID, syscall.SIGCONT)
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Running(rt) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return p.Kill(rt)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+// Kill sends SIGKILL and waits until the process is gone.
+func (p *Provisioner) Kill(rt cluster.Runtime) error {
+	if err := signal(rt, syscall.SIGKILL); err != nil {
+		return err
+	}
+	for i := 0; i < 500 && p.Running(rt); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// Pause sends SIGSTOP.
+func (p *Provisioner) Pause(rt cluster.Runtime) error { return signal(rt, syscall.SIGSTOP) }
+
+// Resume sends SIGCONT.
+func (p *Provisioner) Resume(rt cluster.Runtime) error { return signal(rt, syscall.SIGCONT) }
+
+// Running reports whether the process exists and is not a zombie.
+func (p *Provisioner) Running(rt cluster.Runtime) bool {
+	if rt.PID <= 0 || syscall.Kill(rt.PID, 0) != nil {
+		return false
+	}
+	// A zombie (exited, not yet reaped by its parent) answers signal 0.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", rt.PID))
+	if err != nil {
+		return true
+	}
+	if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
+		return false
+	}
+	return true
+}
+
+func signal(rt cluster.Runtime, sig syscall.Signal) error {
+	if rt.PID <= 0 {
+		return errors.New("local: no process")
+	}
+	if err := syscall.Kill(rt.PID, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("local: signal %v to %d: %w", sig, rt.PID, err)
+	}
+	return nil
+}
+
+// freeAddr returns a loopback address with a port that was free just now.
+func (p *Provisioner) freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(p.cfg.Host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}

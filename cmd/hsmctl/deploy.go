@@ -1,0 +1,550 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/hsmsim/hsmsim/cluster"
+	"github.com/hsmsim/hsmsim/cluster/client"
+	"github.com/hsmsim/hsmsim/cluster/local"
+	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
+)
+
+// DefaultDir is where a deployment lives unless --dir says otherwise.
+const DefaultDir = ".hsmsim"
+
+// Files of a deployment directory.
+const (
+	adminPasswordFile   = "admin.password"
+	kmsuserPasswordFile = "kmsuser.password"
+	kmsuser             = "kmsuser"
+	// preCOPassword is the unactivated admin's password on a new cluster (CloudHSM's PRECO).
+	preCOPassword = "password"
+)
+
+// deployment is an opened deployment directory.
+type deployment struct {
+	dir string
+	mgr *cluster.Manager
+	log hclog.Logger
+}
+
+// openDeployment opens (creating when create is set) the deployment in dir.
+func openDeployment(dir string, create bool, log hclog.Logger) (*deployment, error) {
+	if !create {
+		if _, err := os.Stat(filepath.Join(dir, cluster.StateFile)); err != nil {
+			return nil, fmt.Errorf("no deployment in %s (start one with hsmctl up): %w", dir, err)
+		}
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	store, err := cluster.NewStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	pki, err := cluster.LoadOrCreatePKI(store.Dir())
+	if err != nil {
+		return nil, err
+	}
+	prov, err := local.New(local.Config{Dir: store.Dir(), PKI: pki})
+	if err != nil {
+		return nil, err
+	}
+	return &deployment{dir: store.Dir(), mgr: cluster.NewManager(store, prov, pki, log), log: log}, nil
+}
+
+func deployCommands() []*command {
+	return []*command{
+		{name: "up", summary: "start a local deployment: a 3-AZ HSM cluster, initialized and activated", flags: upFlags, run: runUp},
+		{name: "down", summary: "stop every process of a deployment", flags: downFlags, run: runDown},
+		{name: "status", summary: "show every HSM: AZ, state, Raft role, term, applied index, keys, sessions", flags: dirFlags, run: runStatus},
+		{name: "logs", summary: "print HSM logs", flags: logsFlags, run: runLogs},
+	}
+}
+
+type dirOpts struct{ dir *string }
+
+func dirFlags(fs *flag.FlagSet) any {
+	return &dirOpts{dir: fs.String("dir", DefaultDir, "deployment directory")}
+}
+
+type upOpts struct {
+	dir       *string
+	azs       *int
+	hsmsPerAZ *int
+	detach    *bool
+	bare      *bool
+}
+
+func upFlags(fs *flag.FlagSet) any {
+	return &upOpts{
+		dir:       fs.String("dir", DefaultDir, "deployment directory"),
+		azs:       fs.Int("azs", 3, "availability zones (1 to 3)"),
+		hsmsPerAZ: fs.Int("hsms-per-az", 1, "HSMs in each availability zone"),
+		detach:    fs.Bool("detach", false, "return once the deployment is ready, leaving it running"),
+		bare:      fs.Bool("bare", false, "start no cluster: only the deployment's PKI and state, to build the rest by hand"),
+	}
+}
+
+// upResult is what hsmctl up reports.
+type upResult struct {
+	Dir            string         `json:"dir"`
+	ClusterID      string         `json:"cluster_id,omitempty"`
+	Hsms           []*cluster.HSM `json:"hsms,omitempty"`
+	CustomerCA     string         `json:"customer_ca,omitempty"`
+	AdminPassword  string         `json:"admin_password_file,omitempty"`
+	KmsuserPasword string         `json:"kmsuser_password_file,omitempty"`
+	StateFile      string         `json:"state_file"`
+}
+
+func runUp(ctx context.Context, e *env, o any, _ []string) error {
+	opts := o.(*upOpts)
+	if *opts.azs < 1 || *opts.azs > len(cluster.DefaultAZs) || *opts.hsmsPerAZ < 1 || *opts.hsmsPerAZ > 4 {
+		return fmt.Errorf("%w: --azs must be 1 to %d and --hsms-per-az 1 to 4", errUsage, len(cluster.DefaultAZs))
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "hsmctl", Output: e.stderr, Level: hclog.Info})
+	if e.json {
+		log = hclog.NewNullLogger()
+	}
+	d, err := openDeployment(*opts.dir, true, log)
+	if err != nil {
+		return err
+	}
+	if running, err := d.runningHsms(); err != nil {
+		return err
+	} else if running > 0 {
+		return fmt.Errorf("a deployment is already running in %s (%d HSMs); stop it with hsmctl down --dir %s", d.dir, running, *opts.dir)
+	}
+	res := &upResult{Dir: d.dir, StateFile: filepath.Join(d.dir, cluster.StateFile)}
+	if !*opts.bare {
+		if err := d.startCustomerCluster(ctx, cluster.DefaultAZs[:*opts.azs], *opts.hsmsPerAZ, res); err != nil {
+			d.mgr.StopAll(context.Background())
+			return err
+		}
+	}
+	if err := d.mgr.Store().Update(func(st *cluster.State) error {
+		if st.Files == nil {
+			st.Files = map[string]string{}
+		}
+		st.Files["logs"] = filepath.Join(d.dir, "logs")
+		if res.CustomerCA != "" {
+			st.Files["customer_ca"], st.Files["admin_password"], st.Files["kmsuser_password"] = res.CustomerCA, res.AdminPassword, res.KmsuserPasword
+		}
+		if !*opts.detach {
+			st.LauncherPID = os.Getpid()
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := e.emit(res, func(w io.Writer) { printUp(w, res, *opts.dir, *opts.detach) }); err != nil {
+		return err
+	}
+	if *opts.detach {
+		return nil
+	}
+	d.watch(ctx, e.stdout, res.ClusterID)
+	fmt.Fprintln(e.stdout, "stopping the deployment...")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return d.mgr.StopAll(stopCtx)
+}
+
+// startCustomerCluster runs the CloudHSM workflow: create the cluster and
+// its first HSM, sign the CSR with a new customer CA, initialize, activate,
+// add the other HSMs and create the kmsuser crypto user.
+func (d *deployment) startCustomerCluster(ctx context.Context, azs []string, perAZ int, res *upResult) error {
+	c, err := d.mgr.CreateCluster(ctx, cluster.CreateClusterInput{AZs: azs})
+	if err != nil {
+		return err
+	}
+	res.ClusterID = c.ClusterID
+	if _, err := d.mgr.CreateHsm(ctx, c.ClusterID, azs[0]); err != nil {
+		return err
+	}
+	if c, err = d.mgr.Cluster(c.ClusterID); err != nil {
+		return err
+	}
+	ca, err := cluster.NewCustomerCA(d.dir)
+	if err != nil {
+		return err
+	}
+	res.CustomerCA = filepath.Join(d.dir, "customerCA.crt")
+	signed, err := ca.SignCSR(c.CSR)
+	if err != nil {
+		return err
+	}
+	if _, err := d.mgr.InitializeCluster(ctx, c.ClusterID, signed, ca.CertPEM()); err != nil {
+		return err
+	}
+	adminPassword, err := randomPassword()
+	if err != nil {
+		return err
+	}
+	if err := d.activate(ctx, c.ClusterID, adminPassword); err != nil {
+		return err
+	}
+	if res.AdminPassword, err = d.writeSecret(adminPasswordFile, adminPassword); err != nil {
+		return err
+	}
+	for i := 0; i < perAZ; i++ {
+		for j, az := range azs {
+			if i == 0 && j == 0 {
+				continue
+			}
+			if _, err := d.mgr.CreateHsm(ctx, c.ClusterID, az); err != nil {
+				return err
+			}
+		}
+	}
+	kmsPassword, err := randomPassword()
+	if err != nil {
+		return err
+	}
+	admin, err := d.hsmClient(ctx, c.ClusterID, "admin", adminPassword, hsmv1.Role_ROLE_ADMIN)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	if _, err := hsmv1.NewHsmServiceClient(admin).CreateUser(ctx, &hsmv1.CreateUserRequest{
+		Username: kmsuser, Role: hsmv1.Role_ROLE_CRYPTO_USER, Password: kmsPassword,
+	}); err != nil {
+		return fmt.Errorf("create %s: %w", kmsuser, err)
+	}
+	if res.KmsuserPasword, err = d.writeSecret(kmsuserPasswordFile, kmsPassword); err != nil {
+		return err
+	}
+	if c, err = d.mgr.Cluster(c.ClusterID); err != nil {
+		return err
+	}
+	res.Hsms = c.Hsms
+	return nil
+}
+
+// activate logs in as the unactivated admin and activates the cluster.
+func (d *deployment) activate(ctx context.Context, clusterID, adminPassword string) error {
+	cl, err := d.hsmClient(ctx, clusterID, "admin", preCOPassword, hsmv1.Role_ROLE_UNACTIVATED_ADMIN)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if _, err := hsmv1.NewHsmServiceClient(cl).ActivateCluster(ctx, &hsmv1.ActivateClusterRequest{AdminPassword: adminPassword}); err != nil {
+		return fmt.Errorf("activate: %w", err)
+	}
+	_, err = d.mgr.Refresh(ctx, clusterID)
+	return err
+}
+
+// hsmClient logs a user in on every HSM of the cluster.
+func (d *deployment) hsmClient(ctx context.Context, clusterID, user, password string, role hsmv1.Role) (*client.Client, error) {
+	c, err := d.mgr.Cluster(clusterID)
+	if err != nil {
+		return nil, err
+	}
+	anchor, err := parsePEMCert(c.TrustAnchor)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s has no trust anchor yet: %w", clusterID, err)
+	}
+	cfg := client.Config{TrustAnchor: anchor, CertificateID: c.CertificateID, Username: user, Password: password, Role: role, Logger: d.log}
+	for _, h := range c.Hsms {
+		cfg.Endpoints = append(cfg.Endpoints, client.Endpoint{ID: h.HsmID, AZ: h.AvailabilityZone, Addr: h.Runtime.APIAddr})
+	}
+	return client.New(ctx, cfg)
+}
+
+func (d *deployment) writeSecret(name, value string) (string, error) {
+	path := filepath.Join(d.dir, name)
+	return path, os.WriteFile(path, []byte(value+"\n"), 0o600)
+}
+
+func (d *deployment) runningHsms() (int, error) {
+	st, err := d.mgr.Store().Load()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range st.Clusters {
+		for _, h := range c.Hsms {
+			if h.Runtime.PID > 0 && syscall.Kill(h.Runtime.PID, 0) == nil {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// randomPassword returns 20 characters from crypto/rand.
+func randomPassword() (string, error) {
+	const alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 20)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b), nil
+}
+
+func printUp(w io.Writer, res *upResult, dirFlag string, detach bool) {
+	fmt.Fprintf(w, "\nhsmsim is up in %s\n", res.Dir)
+	if res.ClusterID != "" {
+		fmt.Fprintf(w, "\nCloudHSM cluster %s (ACTIVE)\n", res.ClusterID)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  HSM\tAZ\tADDRESS\tPID")
+		for _, h := range res.Hsms {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\n", h.HsmID, h.AvailabilityZone, h.Runtime.APIAddr, h.Runtime.PID)
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "\nTrust anchor:      %s\nAdmin password:    %s\nkmsuser password:  %s\n", res.CustomerCA, res.AdminPassword, res.KmsuserPasword)
+		d := ""
+		if dirFlag != DefaultDir {
+			d = " --dir " + dirFlag
+		}
+		fmt.Fprintf(w, "\nTry:\n  hsmctl status%s\n", d)
+		fmt.Fprintf(w, "  hsmctl key generate-symmetric%s --cluster-id %s --username kmsuser --role crypto-user --password \"$(cat %s)\" --key-type aes --key-size 256 --label demo\n", d, res.ClusterID, res.KmsuserPasword)
+		fmt.Fprintf(w, "  hsmctl fault kill%s --hsm %s      # then: hsmctl status%s\n", d, res.Hsms[0].HsmID, d)
+	}
+	if detach {
+		fmt.Fprintf(w, "\nStop it with: hsmctl down --dir %s\n", dirFlag)
+	} else {
+		fmt.Fprintln(w, "\nRunning in the foreground; Ctrl-C stops everything. Events:")
+	}
+}
+
+// watch prints a line for every change of the cluster's HSMs until ctx ends.
+func (d *deployment) watch(ctx context.Context, w io.Writer, clusterID string) {
+	last := map[string]string{}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if clusterID != "" {
+			if c, err := d.mgr.Cluster(clusterID); err == nil {
+				statuses, _ := d.mgr.Refresh(ctx, clusterID)
+				for _, h := range c.Hsms {
+					line := "down (no answer)"
+					if s, ok := statuses[h.HsmID]; ok {
+						line = fmt.Sprintf("%s term %d, leader %s", s.GetRaftState(), s.GetTerm(), s.GetLeaderId())
+					}
+					if last[h.HsmID] != line {
+						fmt.Fprintf(w, "%s  %s (%s): %s\n", time.Now().Format("15:04:05"), h.HsmID, h.AvailabilityZone, line)
+						last[h.HsmID] = line
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+type downOpts struct {
+	dir   *string
+	purge *bool
+}
+
+func downFlags(fs *flag.FlagSet) any {
+	return &downOpts{dir: fs.String("dir", DefaultDir, "deployment directory"), purge: fs.Bool("purge", false, "also delete the deployment directory")}
+}
+
+func runDown(ctx context.Context, e *env, o any, _ []string) error {
+	opts := o.(*downOpts)
+	d, err := openDeployment(*opts.dir, false, nil)
+	if err != nil {
+		return err
+	}
+	st, err := d.mgr.Store().Load()
+	if err != nil {
+		return err
+	}
+	if st.LauncherPID > 0 && st.LauncherPID != os.Getpid() {
+		syscall.Kill(st.LauncherPID, syscall.SIGTERM)
+	}
+	if err := d.mgr.StopAll(ctx); err != nil {
+		return err
+	}
+	if *opts.purge {
+		if err := os.RemoveAll(d.dir); err != nil {
+			return err
+		}
+	}
+	return e.emit(map[string]any{"stopped": true, "purged": *opts.purge}, func(w io.Writer) {
+		fmt.Fprintf(w, "deployment in %s stopped", d.dir)
+		if *opts.purge {
+			fmt.Fprint(w, " and deleted")
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+// hsmStatus is one row of hsmctl status.
+type hsmStatus struct {
+	ClusterID    string `json:"cluster_id"`
+	HsmID        string `json:"hsm_id"`
+	AZ           string `json:"az"`
+	State        string `json:"state"`
+	RaftState    string `json:"raft_state"`
+	Term         uint64 `json:"term"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Leader       string `json:"leader"`
+	Keys         uint32 `json:"keys"`
+	Sessions     uint32 `json:"sessions"`
+	Healthy      bool   `json:"healthy"`
+	PID          int    `json:"pid"`
+	Address      string `json:"address"`
+	// BlockedPeers are the peers this HSM's transport blocks (faults).
+	BlockedPeers []string `json:"blocked_peers,omitempty"`
+}
+
+// statusReport is hsmctl status's output.
+type statusReport struct {
+	Clusters []clusterStatus     `json:"clusters"`
+	Faults   []cluster.FaultRule `json:"faults"`
+}
+
+type clusterStatus struct {
+	ClusterID string      `json:"cluster_id"`
+	State     string      `json:"state"`
+	Hsms      []hsmStatus `json:"hsms"`
+}
+
+func runStatus(ctx context.Context, e *env, o any, _ []string) error {
+	d, err := openDeployment(*o.(*dirOpts).dir, false, nil)
+	if err != nil {
+		return err
+	}
+	rep, err := d.status(ctx)
+	if err != nil {
+		return err
+	}
+	return e.emit(rep, func(w io.Writer) { printStatus(w, rep) })
+}
+
+func (d *deployment) status(ctx context.Context) (*statusReport, error) {
+	st, err := d.mgr.Store().Load()
+	if err != nil {
+		return nil, err
+	}
+	rep := &statusReport{Faults: st.Faults}
+	for _, c := range st.Clusters {
+		if c.State == cluster.ClusterDeleted {
+			continue
+		}
+		statuses, err := d.mgr.Refresh(ctx, c.ClusterID)
+		if err != nil {
+			return nil, err
+		}
+		fresh, err := d.mgr.Cluster(c.ClusterID)
+		if err != nil {
+			return nil, err
+		}
+		cs := clusterStatus{ClusterID: c.ClusterID, State: string(fresh.State)}
+		for _, h := range fresh.Hsms {
+			row := hsmStatus{ClusterID: c.ClusterID, HsmID: h.HsmID, AZ: h.AvailabilityZone, State: string(h.State),
+				RaftState: "-", PID: h.Runtime.PID, Address: h.Runtime.APIAddr}
+			if s, ok := statuses[h.HsmID]; ok {
+				row.RaftState, row.Term, row.AppliedIndex, row.Leader = s.GetRaftState(), s.GetTerm(), s.GetAppliedIndex(), s.GetLeaderId()
+				row.Keys, row.Sessions, row.Healthy = s.GetKeyCount(), s.GetSessionCount(), true
+				for _, p := range s.GetPeers() {
+					if p.GetBlocked() {
+						row.BlockedPeers = append(row.BlockedPeers, p.GetNodeId())
+					}
+				}
+				sort.Strings(row.BlockedPeers)
+			}
+			cs.Hsms = append(cs.Hsms, row)
+		}
+		rep.Clusters = append(rep.Clusters, cs)
+	}
+	return rep, nil
+}
+
+func printStatus(w io.Writer, rep *statusReport) {
+	if len(rep.Clusters) == 0 {
+		fmt.Fprintln(w, "no clusters")
+	}
+	for _, c := range rep.Clusters {
+		fmt.Fprintf(w, "cluster %s  %s\n", c.ClusterID, c.State)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "HSM\tAZ\tSTATE\tRAFT\tTERM\tAPPLIED\tKEYS\tSESSIONS\tHEALTH")
+		for _, h := range c.Hsms {
+			health := "ok"
+			if !h.Healthy {
+				health = "unreachable"
+			} else if len(h.BlockedPeers) > 0 {
+				health = "cut off from " + strings.Join(h.BlockedPeers, ",")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", h.HsmID, h.AZ, h.State, h.RaftState, h.Term, h.AppliedIndex, h.Keys, h.Sessions, health)
+		}
+		tw.Flush()
+	}
+	for _, f := range rep.Faults {
+		fmt.Fprintf(w, "fault in force: %s %s%s%s %s\n", f.Kind, f.AZ, f.HsmID, strings.Join(f.Between, "<->"), msIf(f.DelayMs))
+	}
+}
+
+func msIf(ms uint32) string {
+	if ms == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d ms", ms)
+}
+
+type logsOpts struct {
+	dir *string
+	hsm *string
+}
+
+func logsFlags(fs *flag.FlagSet) any {
+	return &logsOpts{dir: fs.String("dir", DefaultDir, "deployment directory"), hsm: fs.String("hsm", "", "only this HSM's log")}
+}
+
+func runLogs(ctx context.Context, e *env, o any, _ []string) error {
+	opts := o.(*logsOpts)
+	d, err := openDeployment(*opts.dir, false, nil)
+	if err != nil {
+		return err
+	}
+	st, err := d.mgr.Store().Load()
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, c := range st.Clusters {
+		for _, h := range c.Hsms {
+			if *opts.hsm != "" && h.HsmID != *opts.hsm {
+				continue
+			}
+			found = true
+			b, err := os.ReadFile(h.Runtime.LogFile)
+			if err != nil {
+				return err
+			}
+			if !e.json {
+				fmt.Fprintf(e.stdout, "==> %s (%s) <==\n", h.HsmID, h.Runtime.LogFile)
+			}
+			e.stdout.Write(b)
+		}
+	}
+	if !found {
+		return errors.New("no such HSM")
+	}
+	return nil
+}
