@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hsmsim/hsmsim/internal/atomicfile"
 	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
 )
 
@@ -39,7 +40,7 @@ func (m *Manager) CreateBackup(ctx context.Context, clusterID, trigger string) (
 	if err := os.MkdirAll(filepath.Dir(b.File), 0o700); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(b.File, resp.GetBackup(), 0o600); err != nil {
+	if err := atomicfile.WriteFile(b.File, resp.GetBackup(), 0o600); err != nil {
 		return nil, err
 	}
 	if err := m.store.Update(func(st *State) error {

@@ -19,6 +19,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/hsmsim/hsmsim/internal/atomicfile"
 )
 
 // PKI is the deployment's hardware trust: the hardware CA (the simulated HSM
@@ -101,7 +103,7 @@ func (p *PKI) create() error {
 		files[name] = b
 	}
 	for name, data := range files {
-		if err := writeFileAtomic(filepath.Join(p.dir, name), data, 0o600); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(p.dir, name), data, 0o600); err != nil {
 			return fmt.Errorf("cluster: write %s: %w", name, err)
 		}
 	}
@@ -244,10 +246,10 @@ func NewCustomerCA(dir string) (*CustomerCA, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "customerCA.crt"), pemCert(der), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "customerCA.crt"), pemCert(der), 0o644); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "customerCA.key"), keyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "customerCA.key"), keyPEM, 0o600); err != nil {
 		return nil, err
 	}
 	return &CustomerCA{Cert: cert, key: key}, nil

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"syscall"
+
+	"github.com/hsmsim/hsmsim/internal/atomicfile"
 )
 
 // StateFile is the deployment's state file in its directory.
@@ -108,7 +110,7 @@ func (s *Store) Update(f func(*State) error) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.dir, StateFile), append(b, '\n'), 0o600)
+	return atomicfile.WriteFile(filepath.Join(s.dir, StateFile), append(b, '\n'), 0o600)
 }
 
 func (s *Store) read() (*State, error) {
@@ -139,29 +141,4 @@ func (s *Store) lock(how int) (func(), error) {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}, nil
-}
-
-// writeFileAtomic writes data to path through a temporary file and a rename.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/hsmsim/hsmsim/cryptocore"
+	"github.com/hsmsim/hsmsim/internal/atomicfile"
 )
 
 // File names in an HSM's data directory.
@@ -64,7 +65,7 @@ func LoadOrCreateDeviceKey(dir string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(path, key); err != nil {
+	if err := atomicfile.WriteFile(path, key, 0o600); err != nil {
 		return nil, fmt.Errorf("barrier: write device key: %w", err)
 	}
 	return key, nil
@@ -85,7 +86,7 @@ func SaveSecrets(dir string, deviceKey []byte, s *Secrets) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, SecretsFile), sealed); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, SecretsFile), sealed, 0o600); err != nil {
 		return fmt.Errorf("barrier: write secrets: %w", err)
 	}
 	return nil
@@ -114,30 +115,4 @@ func LoadSecrets(dir string, deviceKey []byte) (*Secrets, error) {
 		return nil, fmt.Errorf("barrier: decode secrets: %w", err)
 	}
 	return &s, nil
-}
-
-// writeFileAtomic writes data to path with mode 0600 through a temporary
-// file and a rename, so a crash leaves the old file or the new one.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
