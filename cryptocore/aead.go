@@ -3,7 +3,9 @@ package cryptocore
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/rand"
 	"fmt"
+	"slices"
 )
 
 // Sizes of AES-256-GCM as hsmsim uses it.
@@ -39,11 +41,13 @@ func NewAEAD(key []byte) (*AEAD, error) {
 // Seal encrypts and authenticates plaintext and aad under a fresh random nonce
 // and appends nonce || ciphertext || tag to dst.
 func (a *AEAD) Seal(dst, plaintext, aad []byte) ([]byte, error) {
-	nonce, err := RandomBytes(NonceSize)
-	if err != nil {
-		return nil, err
+	// The nonce is read straight into dst: no allocation when dst has room.
+	start := len(dst)
+	dst = slices.Grow(dst, NonceSize+len(plaintext)+TagSize)[:start+NonceSize]
+	nonce := dst[start:]
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("aes-256-gcm: nonce: %w", err)
 	}
-	dst = append(dst, nonce...)
 	return a.gcm.Seal(dst, nonce, plaintext, aad), nil
 }
 
