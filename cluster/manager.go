@@ -387,11 +387,17 @@ func (m *Manager) DeleteCluster(ctx context.Context, clusterID string) (*Cluster
 	return out, err
 }
 
-// StopAll stops every HSM process of the deployment.
+// StopAll stops every process of the deployment: its other processes (the
+// KMS endpoint) first, then every HSM.
 func (m *Manager) StopAll(ctx context.Context) error {
 	st, err := m.store.Load()
 	if err != nil {
 		return err
+	}
+	for name, rt := range st.Processes {
+		if err := m.prov.Stop(ctx, rt); err != nil {
+			m.log.Warn("stop process", "name", name, "error", err)
+		}
 	}
 	for _, c := range st.Clusters {
 		for _, h := range c.Hsms {

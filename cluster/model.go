@@ -108,6 +108,8 @@ type Runtime struct {
 	LogFile  string `json:"log_file"`
 	// Args are the process's arguments, for a restart.
 	Args []string `json:"args,omitempty"`
+	// Binary is the program's path; empty means the provisioner's hsmd.
+	Binary string `json:"binary,omitempty"`
 }
 
 // Backup is a backup of a cluster's sealed key database.

@@ -35,6 +35,8 @@ type State struct {
 	LauncherPID int `json:"launcher_pid,omitempty"`
 	// Faults are the network faults in force, applied in every HSM's transport.
 	Faults []FaultRule `json:"faults,omitempty"`
+	// Processes are the deployment's other processes (the KMS endpoint), by name.
+	Processes map[string]Runtime `json:"processes,omitempty"`
 }
 
 // Cluster returns the cluster with id, or nil.

@@ -134,6 +134,15 @@ func (p *Provisioner) Start(ctx context.Context, spec cluster.HSMSpec) (cluster.
 		}
 	}
 	rt.Args = append(args, p.cfg.ExtraArgs...)
+	rt.Binary = p.cfg.HsmdPath
+	return p.run(ctx, rt)
+}
+
+// StartProgram runs another hsmsim program (the KMS endpoint) the way HSMs
+// run: its own session, a log file in Dir/logs, and a wait until addr
+// accepts connections. Stop, Kill and Running work on the Runtime it returns.
+func (p *Provisioner) StartProgram(ctx context.Context, binary, name string, args []string, addr string) (cluster.Runtime, error) {
+	rt := cluster.Runtime{APIAddr: addr, LogFile: filepath.Join(p.cfg.Dir, "logs", name+".log"), Args: args, Binary: binary}
 	return p.run(ctx, rt)
 }
 
@@ -154,13 +163,17 @@ func (p *Provisioner) run(ctx context.Context, rt cluster.Runtime) (cluster.Runt
 		return rt, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(p.cfg.HsmdPath, rt.Args...)
+	binary := rt.Binary
+	if binary == "" {
+		binary = p.cfg.HsmdPath
+	}
+	cmd := exec.Command(binary, rt.Args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: a terminal's Ctrl-C goes to the launcher, which
 	// stops the HSMs in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return rt, fmt.Errorf("local: start hsmd: %w", err)
+		return rt, fmt.Errorf("local: start %s: %w", filepath.Base(binary), err)
 	}
 	rt.PID = cmd.Process.Pid
 	exited := make(chan struct{})
@@ -183,7 +196,7 @@ func (p *Provisioner) run(ctx context.Context, rt cluster.Runtime) (cluster.Runt
 		}
 		select {
 		case <-exited:
-			return rt, fmt.Errorf("local: hsmd exited at start; see %s", rt.LogFile)
+			return rt, fmt.Errorf("local: %s exited at start; see %s", filepath.Base(binary), rt.LogFile)
 		case <-ctx.Done():
 			syscall.Kill(rt.PID, syscall.SIGKILL)
 			return rt, ctx.Err()
@@ -191,7 +204,7 @@ func (p *Provisioner) run(ctx context.Context, rt cluster.Runtime) (cluster.Runt
 		}
 		if time.Now().After(deadline) {
 			syscall.Kill(rt.PID, syscall.SIGKILL)
-			return rt, fmt.Errorf("local: hsmd did not listen on %s in %v; see %s", rt.APIAddr, p.cfg.StartTimeout, rt.LogFile)
+			return rt, fmt.Errorf("local: %s did not listen on %s in %v; see %s", filepath.Base(binary), rt.APIAddr, p.cfg.StartTimeout, rt.LogFile)
 		}
 	}
 }

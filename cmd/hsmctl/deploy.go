@@ -29,7 +29,6 @@ const DefaultDir = ".hsmsim"
 // Files of a deployment directory.
 const (
 	adminPasswordFile   = "admin.password"
-	kmsuserPasswordFile = "kmsuser.password"
 	kmsuser             = "kmsuser"
 	// preCOPassword is the unactivated admin's password on a new cluster (CloudHSM's PRECO).
 	preCOPassword = "password"
@@ -131,10 +130,12 @@ func runUp(ctx context.Context, e *env, o any, _ []string) error {
 	}
 	res := &upResult{Dir: d.dir, StateFile: filepath.Join(d.dir, cluster.StateFile)}
 	if !*opts.bare {
-		if err := d.startCustomerCluster(ctx, cluster.DefaultAZs[:*opts.azs], *opts.hsmsPerAZ, res); err != nil {
+		uc, err := d.startCluster(ctx, clusterSpec{azs: cluster.DefaultAZs[:*opts.azs], perAZ: *opts.hsmsPerAZ, dir: d.dir, cryptoUser: kmsuser})
+		if err != nil {
 			d.mgr.StopAll(context.Background())
 			return err
 		}
+		res.ClusterID, res.Hsms, res.CustomerCA, res.AdminPassword, res.KmsuserPasword = uc.ClusterID, uc.Hsms, uc.CustomerCA, uc.AdminPassword, uc.CryptoPassword
 	}
 	if err := d.mgr.Store().Update(func(st *cluster.State) error {
 		if st.Files == nil {
@@ -164,75 +165,100 @@ func runUp(ctx context.Context, e *env, o any, _ []string) error {
 	return d.mgr.StopAll(stopCtx)
 }
 
-// startCustomerCluster runs the CloudHSM workflow: create the cluster and
-// its first HSM, sign the CSR with a new customer CA, initialize, activate,
-// add the other HSMs and create the kmsuser crypto user.
-func (d *deployment) startCustomerCluster(ctx context.Context, azs []string, perAZ int, res *upResult) error {
-	c, err := d.mgr.CreateCluster(ctx, cluster.CreateClusterInput{AZs: azs})
-	if err != nil {
-		return err
+// clusterSpec describes a cluster hsmctl up brings up.
+type clusterSpec struct {
+	azs   []string
+	perAZ int
+	tags  map[string]string
+	// dir holds the cluster's CA and password files.
+	dir string
+	// cryptoUser is the crypto user to create.
+	cryptoUser string
+}
+
+// upCluster is what bringing a cluster up produced.
+type upCluster struct {
+	ClusterID      string         `json:"cluster_id"`
+	Hsms           []*cluster.HSM `json:"hsms"`
+	CustomerCA     string         `json:"customer_ca"`
+	AdminPassword  string         `json:"admin_password_file"`
+	CryptoPassword string         `json:"crypto_user_password_file"`
+	cryptoPassword string
+	trustAnchorPEM string
+}
+
+// startCluster runs the CloudHSM workflow: create the cluster and its first
+// HSM, sign the CSR with a new customer CA, initialize, activate, add the
+// other HSMs and create the crypto user.
+func (d *deployment) startCluster(ctx context.Context, spec clusterSpec) (*upCluster, error) {
+	out := &upCluster{}
+	if err := os.MkdirAll(spec.dir, 0o700); err != nil {
+		return nil, err
 	}
-	res.ClusterID = c.ClusterID
-	if _, err := d.mgr.CreateHsm(ctx, c.ClusterID, azs[0]); err != nil {
-		return err
+	c, err := d.mgr.CreateCluster(ctx, cluster.CreateClusterInput{AZs: spec.azs, Tags: spec.tags})
+	if err != nil {
+		return nil, err
+	}
+	out.ClusterID = c.ClusterID
+	if _, err := d.mgr.CreateHsm(ctx, c.ClusterID, spec.azs[0]); err != nil {
+		return nil, err
 	}
 	if c, err = d.mgr.Cluster(c.ClusterID); err != nil {
-		return err
+		return nil, err
 	}
-	ca, err := cluster.NewCustomerCA(d.dir)
+	ca, err := cluster.NewCustomerCA(spec.dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	res.CustomerCA = filepath.Join(d.dir, "customerCA.crt")
+	out.CustomerCA, out.trustAnchorPEM = filepath.Join(spec.dir, "customerCA.crt"), ca.CertPEM()
 	signed, err := ca.SignCSR(c.CSR)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := d.mgr.InitializeCluster(ctx, c.ClusterID, signed, ca.CertPEM()); err != nil {
-		return err
+		return nil, err
 	}
 	adminPassword, err := randomPassword()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := d.activate(ctx, c.ClusterID, adminPassword); err != nil {
-		return err
+		return nil, err
 	}
-	if res.AdminPassword, err = d.writeSecret(adminPasswordFile, adminPassword); err != nil {
-		return err
+	if out.AdminPassword, err = writeSecret(spec.dir, adminPasswordFile, adminPassword); err != nil {
+		return nil, err
 	}
-	for i := 0; i < perAZ; i++ {
-		for j, az := range azs {
+	for i := 0; i < spec.perAZ; i++ {
+		for j, az := range spec.azs {
 			if i == 0 && j == 0 {
 				continue
 			}
 			if _, err := d.mgr.CreateHsm(ctx, c.ClusterID, az); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	kmsPassword, err := randomPassword()
-	if err != nil {
-		return err
+	if out.cryptoPassword, err = randomPassword(); err != nil {
+		return nil, err
 	}
 	admin, err := d.hsmClient(ctx, c.ClusterID, "admin", adminPassword, hsmv1.Role_ROLE_ADMIN)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer admin.Close()
 	if _, err := hsmv1.NewHsmServiceClient(admin).CreateUser(ctx, &hsmv1.CreateUserRequest{
-		Username: kmsuser, Role: hsmv1.Role_ROLE_CRYPTO_USER, Password: kmsPassword,
+		Username: spec.cryptoUser, Role: hsmv1.Role_ROLE_CRYPTO_USER, Password: out.cryptoPassword,
 	}); err != nil {
-		return fmt.Errorf("create %s: %w", kmsuser, err)
+		return nil, fmt.Errorf("create %s: %w", spec.cryptoUser, err)
 	}
-	if res.KmsuserPasword, err = d.writeSecret(kmsuserPasswordFile, kmsPassword); err != nil {
-		return err
+	if out.CryptoPassword, err = writeSecret(spec.dir, spec.cryptoUser+".password", out.cryptoPassword); err != nil {
+		return nil, err
 	}
 	if c, err = d.mgr.Cluster(c.ClusterID); err != nil {
-		return err
+		return nil, err
 	}
-	res.Hsms = c.Hsms
-	return nil
+	out.Hsms = c.Hsms
+	return out, nil
 }
 
 // activate logs in as the unactivated admin and activates the cluster.
@@ -266,8 +292,9 @@ func (d *deployment) hsmClient(ctx context.Context, clusterID, user, password st
 	return client.New(ctx, cfg)
 }
 
-func (d *deployment) writeSecret(name, value string) (string, error) {
-	path := filepath.Join(d.dir, name)
+// writeSecret writes a password file readable by its owner only.
+func writeSecret(dir, name, value string) (string, error) {
+	path := filepath.Join(dir, name)
 	return path, os.WriteFile(path, []byte(value+"\n"), 0o600)
 }
 
