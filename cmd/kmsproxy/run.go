@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hsmsim/hsmsim/kmsproxy"
+	"github.com/hsmsim/hsmsim/kmsproxy/clock"
+)
+
+// shutdownTimeout bounds the graceful part of Close; after it, requests in
+// flight are cut off.
+const shutdownTimeout = 10 * time.Second
+
+// clockFile is the simulated clock's offset, in --data-dir.
+const clockFile = "clock.json"
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the endpoint failed to start or to stop cleanly
+	exitUsage   = 2 // bad command line or configuration
+)
+
+// run is one kmsproxy invocation: it parses args, starts the endpoint,
+// waits for a value on stop and shuts the endpoint down. It returns the
+// exit status. Help goes to stdout; errors and logs to stderr.
+func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
+	cfg, err := parseConfig(args, stdout, stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(stderr, "kmsproxy: %v\nRun 'kmsproxy --help' for usage.\n", err)
+		return exitUsage
+	}
+	log := cfg.Server.Logger
+	if cfg.Server.Clock, err = openClock(cfg.DataDir); err != nil {
+		log.Error("cannot open the clock", "error", err)
+		return exitFailure
+	}
+	if cfg.Server.Services, err = buildServices(cfg); err != nil {
+		log.Error("cannot build the services", "error", err)
+		return exitFailure
+	}
+	srv, err := kmsproxy.New(cfg.Server)
+	if err != nil {
+		fmt.Fprintf(stderr, "kmsproxy: %v\n", err)
+		return exitUsage
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		log.Error("start failed", "error", err)
+		return exitFailure
+	}
+	log.Info("kmsproxy running", "addr", srv.Addr(), "region", cfg.Region, "services", len(cfg.Server.Services))
+
+	sig := <-stop
+	log.Info("shutting down", "signal", fmt.Sprint(sig), "timeout", shutdownTimeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	closed := make(chan struct{})
+	go func() {
+		// A second signal skips the rest of the graceful stop.
+		select {
+		case sig := <-stop:
+			log.Warn("second signal, stopping now", "signal", fmt.Sprint(sig))
+			cancel()
+		case <-closed:
+		}
+	}()
+	err = srv.Close(ctx)
+	close(closed)
+	if err != nil {
+		log.Error("shutdown failed", "error", err)
+		return exitFailure
+	}
+	log.Info("stopped")
+	return exitOK
+}
+
+// openClock returns the simulated clock, its offset kept in dataDir (in
+// memory when dataDir is empty).
+func openClock(dataDir string) (*clock.Clock, error) {
+	if dataDir == "" {
+		return clock.New("")
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	return clock.New(filepath.Join(dataDir, clockFile))
+}
