@@ -127,6 +127,8 @@ type Backup struct {
 	Trigger string `json:"trigger"`
 	// File holds the sealed backup.
 	File string `json:"file"`
+	// Tags are the backup's tags (CloudHSM's TagResource on a backup id).
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // ActiveHsms returns the cluster's HSMs in state ACTIVE.

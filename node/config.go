@@ -106,15 +106,17 @@ type JoinConfig struct {
 // second and an election settles in one or two more.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatTimeout:      time.Second,
-		ElectionTimeout:       time.Second,
-		LeaderLeaseTimeout:    500 * time.Millisecond,
-		CommitTimeout:         50 * time.Millisecond,
-		SnapshotThreshold:     8192,
-		SnapshotInterval:      2 * time.Minute,
-		TrailingLogs:          10240,
-		PasswordParams:        cryptocore.DefaultPasswordParams,
-		ReadYourWritesTimeout: 5 * time.Second,
+		HeartbeatTimeout:   time.Second,
+		ElectionTimeout:    time.Second,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
+		SnapshotThreshold:  8192,
+		SnapshotInterval:   2 * time.Minute,
+		TrailingLogs:       10240,
+		PasswordParams:     cryptocore.DefaultPasswordParams,
+		// Shorter than the multi-HSM client's 3 s attempt timeout, so that a
+		// lagging replica answers "replica behind" rather than looking dead.
+		ReadYourWritesTimeout: 2 * time.Second,
 		MaxSessions:           1024,
 		Clock:                 time.Now,
 	}

@@ -27,9 +27,10 @@ var (
 	// session's last write within the read-your-writes timeout.
 	ErrReplicaBehind = errors.New("replica behind the session's last write; retry")
 	// ErrAppliedNotVisible is returned when a write was applied but this
-	// HSM's replica has not caught up with it in time: the write must not be
-	// retried; a read through another HSM, or later, will see it.
-	ErrAppliedNotVisible = errors.New("the write was applied, but this HSM's replica has not caught up with it yet; do not retry the write")
+	// HSM's replica has not caught up with it in time. Retry it only with
+	// the same request id (the leader then answers from its table of
+	// applied requests); without one, a retry would apply it twice.
+	ErrAppliedNotVisible = errors.New("the write was applied, but this HSM's replica has not caught up with it yet; retry only with the same request id")
 	// ErrNotInitialized is returned for calls an uninitialized HSM cannot serve.
 	ErrNotInitialized = errors.New("the HSM is not initialized")
 	// ErrAlreadyInitialized is returned by InitializeCluster on a member.

@@ -64,8 +64,15 @@ func (n *Node) sessionFor(ctx context.Context, roles ...hsmv1.Role) (*session, e
 }
 
 // write proposes cmd for the session, remembers its index for
-// read-your-writes, and waits until this replica has applied it.
+// read-your-writes, and waits until this replica has applied it. The
+// request's id (MetadataRequestID), if any, goes into the command, so that a
+// retried write takes effect once.
 func (n *Node) write(ctx context.Context, s *session, cmd *hsmfsmv1.Command) (*hsmfsmv1.Result, error) {
+	id, err := requestIDFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cmd.RequestId = id
 	res, index, err := n.propose(ctx, cmd)
 	if err != nil {
 		return nil, err
@@ -79,6 +86,27 @@ func (n *Node) write(ctx context.Context, s *session, cmd *hsmfsmv1.Command) (*h
 		return nil, ErrAppliedNotVisible
 	}
 	return res, resultError(res)
+}
+
+// replay answers a retried write from this replica's table of applied
+// requests, without proposing: for a write whose own checks fail once its
+// first attempt has been applied (a deleted key is no longer visible to its
+// deletion). It returns false when the request carries no id or this
+// replica has not applied a command with it; cmd is the command the write
+// would propose.
+func (n *Node) replay(ctx context.Context, s *session, cmd *hsmfsmv1.Command) (*hsmfsmv1.Result, bool) {
+	id, err := requestIDFrom(ctx)
+	if err != nil || id == nil {
+		return nil, false
+	}
+	cmd.RequestId = id
+	res, index, ok := n.db.Replay(cmd)
+	if !ok {
+		return nil, false
+	}
+	s.observe(index)
+	_ = grpc.SetHeader(ctx, metadata.Pairs(MetadataIndex, strconv.FormatUint(index, 10)))
+	return res, true
 }
 
 func roleName(r hsmv1.Role) string {
@@ -497,11 +525,16 @@ func (s *hsmServer) DeleteKey(ctx context.Context, req *hsmv1.DeleteKeyRequest) 
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	cmd := &hsmfsmv1.Command{Command: &hsmfsmv1.Command_DeleteKey{DeleteKey: &hsmfsmv1.DeleteKey{
+		Actor: sess.user, Handle: req.GetHandle()}}}
 	if _, err := s.n.visibleKey(sess, req.GetHandle()); err != nil {
+		// A retry whose first attempt deleted the key gets that answer.
+		if res, ok := s.n.replay(ctx, sess, cmd); ok {
+			return &hsmv1.DeleteKeyResponse{}, toStatus(resultError(res))
+		}
 		return nil, toStatus(err)
 	}
-	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_DeleteKey{DeleteKey: &hsmfsmv1.DeleteKey{
-		Actor: sess.user, Handle: req.GetHandle()}}})
+	_, err = s.n.write(ctx, sess, cmd)
 	s.n.record(audit.EventKeyDelete, sess.user, err, "handle", fmt.Sprint(req.GetHandle()))
 	if err == nil {
 		s.n.log.Info("key deleted", "actor", sess.user, "handle", req.GetHandle())

@@ -115,8 +115,12 @@ func (s *hsmServer) GenerateQuorumToken(ctx context.Context, req *hsmv1.Generate
 		return nil, toStatus(err)
 	}
 	id := "qt-" + hex.EncodeToString(rawID)
-	_, err = s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_CreateQuorumToken{CreateQuorumToken: &hsmfsmv1.CreateQuorumToken{
+	res, err := s.n.write(ctx, sess, &hsmfsmv1.Command{Command: &hsmfsmv1.Command_CreateQuorumToken{CreateQuorumToken: &hsmfsmv1.CreateQuorumToken{
 		Id: id, Service: req.GetService(), Requester: sess.user, Challenge: challenge, IssuedAtUnix: s.n.now().Unix()}}})
+	if res.GetQuorumTokenId() != "" {
+		// A retried request gets the token its first attempt created.
+		id = res.GetQuorumTokenId()
+	}
 	s.n.record(eventQuorumTokenCreate, sess.user, err, "token_id", id, "service", req.GetService())
 	if err != nil {
 		return nil, toStatus(err)

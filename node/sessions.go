@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/hsmsim/hsmsim/cryptocore"
+	"github.com/hsmsim/hsmsim/node/keydb"
 	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
 )
 
@@ -23,6 +25,14 @@ const MetadataSession = "x-hsm-session"
 // until it has applied that index before serving it (read-your-writes
 // across HSMs, for a client that spreads its calls).
 const MetadataIndex = "x-hsm-index"
+
+// MetadataRequestID is the gRPC metadata key of a request id: 16 random
+// bytes in hexadecimal (32 characters), chosen by the client for one
+// logical write and sent unchanged with every attempt of it. A write that
+// carries one takes effect once however often it is retried: the replicated
+// command carries the id and the key database answers a repeated id with
+// the first result (Raft thesis §6.3). Reads ignore it.
+const MetadataRequestID = "x-hsm-request-id"
 
 // session is one logged-in user on this HSM.
 type session struct {
@@ -114,6 +124,24 @@ func minIndexFrom(ctx context.Context) uint64 {
 		return 0
 	}
 	return i
+}
+
+// requestIDFrom returns the request id in ctx's incoming metadata, nil when
+// there is none, or an InvalidArgument error when it is not 32 hexadecimal
+// characters (or is sent twice).
+func requestIDFrom(ctx context.Context) ([]byte, error) {
+	v := metadata.ValueFromIncomingContext(ctx, MetadataRequestID)
+	switch {
+	case len(v) == 0:
+		return nil, nil
+	case len(v) > 1:
+		return nil, invalid(MetadataRequestID + " must be sent once")
+	}
+	id, err := hex.DecodeString(v[0])
+	if err != nil || len(id) != keydb.RequestIDSize {
+		return nil, invalid(fmt.Sprintf("%s must be %d hexadecimal characters", MetadataRequestID, 2*keydb.RequestIDSize))
+	}
+	return id, nil
 }
 
 // tokenFrom returns the session token in ctx's incoming metadata.

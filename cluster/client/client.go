@@ -125,7 +125,13 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	errs := make([]error, len(c.hsms))
 	var wg sync.WaitGroup
 	for i, h := range c.hsms {
-		wg.Go(func() { errs[i] = c.login(ctx, h) })
+		wg.Go(func() {
+			// An HSM that does not answer (paused, or a black hole) must
+			// not hold New up: the health loop keeps trying it.
+			ctx, cancel := context.WithTimeout(ctx, cfg.AttemptTimeout)
+			defer cancel()
+			errs[i] = c.login(ctx, h)
+		})
 	}
 	wg.Wait()
 	ok := 0
@@ -270,7 +276,17 @@ func (c *Client) Invoke(ctx context.Context, method string, args, reply any, opt
 	if c.ctx.Err() != nil {
 		return status.Error(codes.FailedPrecondition, "client: closed")
 	}
-	write := isWrite(method)
+	kind := kindOf(method)
+	// One request id for every attempt of a write: the HSMs apply it once.
+	// A caller that set its own (to span several calls) keeps it.
+	var requestID string
+	if md, _ := metadata.FromOutgoingContext(ctx); kind == kindWrite && len(md.Get(metadataRequestID)) == 0 {
+		id, err := newRequestID()
+		if err != nil {
+			return status.Error(codes.Internal, err.Error())
+		}
+		requestID = id
+	}
 	tried := make(map[*hsm]bool, len(c.hsms))
 	var lastErr error
 	for attempt := 0; attempt < c.cfg.MaxAttempts; {
@@ -296,13 +312,13 @@ func (c *Client) Invoke(ctx context.Context, method string, args, reply any, opt
 		}
 		attempt++
 		tried[h] = true
-		err := c.invokeOn(ctx, h, session, method, args, reply, opts)
+		err := c.invokeOn(ctx, h, session, requestID, method, args, reply, opts)
 		if err == nil {
 			c.afterSuccess(method, args)
 			return nil
 		}
 		lastErr = err
-		if !retryable(ctx, write, err) {
+		if !retryable(ctx, kind, err) {
 			return err
 		}
 		c.log.Debug("retrying on another HSM", "method", method, "hsm_id", h.ep.ID, "attempt", attempt, "error", err)
@@ -355,38 +371,51 @@ func (c *Client) acquire(tried map[*hsm]bool) (*hsm, string) {
 	return h, h.session
 }
 
-// invokeOn makes one attempt of a call on h with session, and updates h's
-// state and the observed index from the outcome.
-func (c *Client) invokeOn(ctx context.Context, h *hsm, session, method string, args, reply any, opts []grpc.CallOption) error {
+// invokeOn makes one attempt of a call on h with session, under
+// AttemptTimeout, and updates h's state and the observed index from the
+// outcome. requestID, when set, is the call's request id.
+func (c *Client) invokeOn(ctx context.Context, h *hsm, session, requestID, method string, args, reply any, opts []grpc.CallOption) error {
 	md, _ := metadata.FromOutgoingContext(ctx)
 	md = md.Copy()
 	md.Set(metadataSession, session)
 	if index := c.observed.Load(); index > 0 {
 		md.Set(metadataIndex, strconv.FormatUint(index, 10))
 	}
+	if requestID != "" {
+		md.Set(metadataRequestID, requestID)
+	}
 	var header metadata.MD
 	callOpts := append(append(make([]grpc.CallOption, 0, len(opts)+1), opts...), grpc.Header(&header))
-	err := h.conn.Invoke(metadata.NewOutgoingContext(ctx, md), method, args, reply, callOpts...)
+	actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+	err := h.conn.Invoke(metadata.NewOutgoingContext(actx, md), method, args, reply, callOpts...)
+	// The attempt's own deadline passed, not the caller's: the HSM did not
+	// answer in time (paused, overloaded, or cut off without a reset).
+	stalled := status.Code(err) == codes.DeadlineExceeded && actx.Err() != nil && ctx.Err() == nil
+	cancel()
 	if v := header.Get(metadataIndex); len(v) == 1 {
 		if index, perr := strconv.ParseUint(v[0], 10, 64); perr == nil {
 			c.observe(index)
 		}
 	}
-	c.release(h, session, err)
+	if stalled {
+		err = status.Errorf(codes.DeadlineExceeded, "client: no answer from HSM %s within %v: %v", h.ep.ID, c.cfg.AttemptTimeout, err)
+	}
+	c.release(h, session, err, stalled)
 	return err
 }
 
 // release ends an attempt on h: the request is no longer outstanding, a
-// success is counted, a connection failure makes h unhealthy and a refused
-// session is dropped and replaced in the background.
-func (c *Client) release(h *hsm, session string, err error) {
+// success is counted, a connection failure or an attempt that timed out
+// (stalled) makes h unhealthy and a refused session is dropped and replaced
+// in the background.
+func (c *Client) release(h *hsm, session string, err error, stalled bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h.outstanding--
 	switch {
 	case err == nil:
 		h.served++
-	case isConnectionError(err):
+	case stalled || isConnectionError(err):
 		if h.healthy {
 			c.log.Warn("hsm unhealthy", "hsm_id", h.ep.ID, "addr", h.ep.Addr, "error", err)
 		}

@@ -177,16 +177,19 @@ func TestReadYourWrites(t *testing.T) {
 }
 
 // load runs encrypt/decrypt round trips and key creations through api from
-// several goroutines until stopped, counting operations and failures.
+// several goroutines until stopped, counting operations and failures and
+// keeping the labels of the keys whose creation was acknowledged.
 type load struct {
 	ops, writes, failures atomic.Int64
 	mu                    sync.Mutex
 	errs                  []error
+	acked                 []string
 	stop                  chan struct{}
 	wg                    sync.WaitGroup
 }
 
-func startLoad(t *testing.T, api hsmv1.HsmServiceClient, key uint64, workers int) *load {
+// startLoad starts workers; the keys they create are labeled prefix-w-i.
+func startLoad(t *testing.T, api hsmv1.HsmServiceClient, key uint64, workers int, prefix string) *load {
 	l := &load{stop: make(chan struct{})}
 	for w := range workers {
 		l.wg.Go(func() {
@@ -199,9 +202,13 @@ func startLoad(t *testing.T, api hsmv1.HsmServiceClient, key uint64, workers int
 				ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 				var err error
 				if i%4 == 3 {
-					_, err = api.GenerateSymmetricKey(ctx, aes256(fmt.Sprintf("load-%d-%d", w, i)))
+					label := fmt.Sprintf("%s-%d-%d", prefix, w, i)
+					_, err = api.GenerateSymmetricKey(ctx, aes256(label))
 					if err == nil {
 						l.writes.Add(1)
+						l.mu.Lock()
+						l.acked = append(l.acked, label)
+						l.mu.Unlock()
 					}
 				} else {
 					err = roundTrip(ctx, api, key, []byte(fmt.Sprintf("plaintext %d %d", w, i)))
@@ -239,13 +246,35 @@ func (l *load) waitFor(t *testing.T, n, w int64) {
 		30*time.Second, 10*time.Millisecond, "load stalled at %d operations, %d failures", l.ops.Load(), l.failures.Load())
 }
 
-// TestFailover kills an HSM under load: no operation fails, and the HSM is
-// used again once it is back.
+// requireKeysExactly checks that the keys the client's user sees are
+// exactly the labels given, each once: every acknowledged creation made
+// one key, retried or not, and nothing else made any.
+func requireKeysExactly(t *testing.T, api hsmv1.HsmServiceClient, labels []string) {
+	t.Helper()
+	resp, err := api.FindKeys(opContext(t), &hsmv1.FindKeysRequest{})
+	require.NoError(t, err)
+	got := make(map[string]int)
+	for _, k := range resp.GetKeys() {
+		got[k.GetLabel()]++
+	}
+	want := make(map[string]int)
+	for _, l := range labels {
+		want[l]++
+	}
+	require.Equal(t, want, got, "keys by label")
+	require.Len(t, resp.GetKeys(), len(labels))
+}
+
+// TestFailover kills an HSM under load: no operation fails, writes
+// included, and the HSM is used again once it is back. Every acknowledged
+// key creation made exactly one key: writes retried after an unknown
+// outcome were applied once.
 func TestFailover(t *testing.T) {
 	c := newCluster(t)
 	cl, api := mustClient(t, c)
 	requireAllHealthy(t, cl)
 	key := createKey(t, api, "failover")
+	labels := []string{"failover"}
 
 	tests := []struct {
 		name string
@@ -265,21 +294,25 @@ func TestFailover(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			victim := tc.victim()
 			if tc.underLoad {
-				l := startLoad(t, api, key, 8)
+				l := startLoad(t, api, key, 8, "load-"+tc.name)
 				l.waitFor(t, 50, 5)
 				c.Stop(victim)
 				l.waitFor(t, 200, 20)
 				l.halt()
 				require.Zero(t, l.failures.Load(), "failed operations: %v", l.errs)
 				require.False(t, cl.Health()[victim].Healthy, "the stopped HSM must be marked unhealthy: %+v", cl.Health()[victim])
+				labels = append(labels, l.acked...)
+				requireKeysExactly(t, api, labels)
 				c.Restart(victim)
 			} else {
 				c.Stop(victim)
 				c.Restart(victim)
 				for i := range 12 {
 					require.NoError(t, roundTrip(opContext(t), api, key, []byte("after restart")))
-					_, err := api.GenerateSymmetricKey(opContext(t), aes256(fmt.Sprint("after-restart-", i)))
+					label := fmt.Sprint("after-restart-", i)
+					_, err := api.GenerateSymmetricKey(opContext(t), aes256(label))
 					require.NoError(t, err)
+					labels = append(labels, label)
 				}
 			}
 			require.Eventually(t, func() bool { return cl.Health()[victim].Healthy }, 10*time.Second, 10*time.Millisecond,
@@ -296,6 +329,164 @@ func TestFailover(t *testing.T) {
 			}, 10*time.Second, 10*time.Millisecond, "the restarted HSM must serve again: %+v", cl.Health())
 		})
 	}
+	requireKeysExactly(t, api, labels)
+}
+
+// pausableProxy forwards TCP connections to an HSM and can stop forwarding
+// either direction while keeping every connection open, new ones included.
+// Both directions held is what a client sees of a SIGSTOPped process,
+// whose kernel still accepts and buffers; responses alone held is an HSM
+// that acts on requests but whose answers are lost.
+type pausableProxy struct {
+	ln     net.Listener
+	target string
+	wg     sync.WaitGroup
+
+	mu sync.Mutex
+	// held[direction] is nil while that direction flows, else a channel
+	// closed when it flows again.
+	held   [2]chan struct{}
+	conns  []net.Conn
+	closed bool
+}
+
+// Directions of a proxied connection.
+const (
+	requests  = 0 // client to HSM
+	responses = 1 // HSM to client
+)
+
+func newPausableProxy(t *testing.T, target string) *pausableProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &pausableProxy{ln: ln, target: target}
+	p.wg.Go(p.serve)
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *pausableProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *pausableProxy) serve() {
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		if !p.track(in, out) {
+			return
+		}
+		p.wg.Go(func() { p.pipe(out, in, requests) })
+		p.wg.Go(func() { p.pipe(in, out, responses) })
+	}
+}
+
+// track remembers conns for close; false once the proxy is closed.
+func (p *pausableProxy) track(conns ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		for _, c := range conns {
+			c.Close()
+		}
+		return false
+	}
+	p.conns = append(p.conns, conns...)
+	return true
+}
+
+// pipe copies src to dst, holding each chunk while direction is held.
+func (p *pausableProxy) pipe(dst, src net.Conn, direction int) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			held := p.held[direction]
+			p.mu.Unlock()
+			if held != nil {
+				<-held
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// hold stops forwarding the given directions.
+func (p *pausableProxy) hold(directions ...int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, d := range directions {
+		if p.held[d] == nil {
+			p.held[d] = make(chan struct{})
+		}
+	}
+}
+
+// release forwards both directions again, the held bytes first.
+func (p *pausableProxy) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for d, held := range p.held {
+		if held != nil {
+			close(held)
+			p.held[d] = nil
+		}
+	}
+}
+
+func (p *pausableProxy) close() {
+	p.ln.Close()
+	p.release()
+	p.mu.Lock()
+	p.closed = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// blackHole returns the address of a TCP listener that accepts connections
+// and never answers: not even a TLS handshake.
+func blackHole(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
 }
 
 // unusedAddr returns a loopback address nothing listens on.
@@ -401,6 +592,7 @@ func TestValidate(t *testing.T) {
 		{"negative retry interval", func(c *client.Config) { c.RetryInterval = -time.Second }, "RetryInterval"},
 		{"negative attempts", func(c *client.Config) { c.MaxAttempts = -1 }, "MaxAttempts"},
 		{"negative health interval", func(c *client.Config) { c.HealthInterval = -time.Second }, "HealthInterval"},
+		{"negative attempt timeout", func(c *client.Config) { c.AttemptTimeout = -time.Second }, "AttemptTimeout"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -415,6 +607,104 @@ func TestValidate(t *testing.T) {
 			cl, err := client.New(context.Background(), cfg)
 			require.Nil(t, cl)
 			require.ErrorContains(t, err, tc.want, "New validates")
+		})
+	}
+}
+
+// TestAttemptTimeout checks that an HSM that accepts connections but never
+// answers costs a call one AttemptTimeout, not the caller's deadline. One
+// endpoint is a black hole from the start (no TLS handshake ever); another
+// HSM, behind a proxy, is paused (nothing forwarded) or loses its answers
+// (requests forwarded and acted on, responses held) under load. Every call
+// runs under one shared 30 s deadline: without the per-attempt timeout the
+// first call to reach a silent HSM would hang until it passed. Writes whose
+// answers were lost were applied there and retried elsewhere: each must
+// have made exactly one key.
+func TestAttemptTimeout(t *testing.T) {
+	c := newCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	cfg := config(t, c, user, password)
+	cfg.AttemptTimeout = 300 * time.Millisecond
+	proxy := newPausableProxy(t, cfg.Endpoints[0].Addr)
+	cfg.Endpoints[0].Addr = proxy.addr()
+	cfg.Endpoints = append(cfg.Endpoints, client.Endpoint{ID: "black-hole", AZ: "az-x", Addr: blackHole(t)})
+	proxied, hole := 0, len(cfg.Endpoints)-1
+
+	cl, err := client.New(ctx, cfg)
+	require.NoError(t, err, "New does not wait for the black hole")
+	t.Cleanup(func() { require.NoError(t, cl.Close()) })
+	api := hsmv1.NewHsmServiceClient(cl)
+	healthy := func() bool {
+		h := cl.Health()
+		return h[0].Healthy && h[1].Healthy && h[2].Healthy
+	}
+	require.Eventually(t, healthy, 10*time.Second, 10*time.Millisecond, "health: %+v", cl.Health())
+	require.False(t, cl.Health()[hole].Healthy)
+
+	resp, err := api.GenerateSymmetricKey(ctx, aes256("attempt-timeout"))
+	require.NoError(t, err)
+	key := resp.GetKey().GetHandle()
+	labels := []string{"attempt-timeout"}
+
+	tests := []struct {
+		name string
+		hold []int
+	}{
+		{"paused", []int{requests, responses}},
+		{"answers lost", []int{responses}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Eventually(t, healthy, 15*time.Second, 10*time.Millisecond, "health: %+v", cl.Health())
+			proxy.hold(tc.hold...)
+			// Writes first: the proxied HSM is healthy when the load
+			// starts, so spreading sends it some of them.
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var errs []error
+			for w := range 4 {
+				wg.Go(func() {
+					for i := range 6 {
+						label := fmt.Sprintf("%s-%d-%d", tc.name, w, i)
+						_, err := api.GenerateSymmetricKey(ctx, aes256(label))
+						if err == nil {
+							mu.Lock()
+							labels = append(labels, label)
+							mu.Unlock()
+							err = roundTrip(ctx, api, key, []byte(label))
+						}
+						if err != nil {
+							mu.Lock()
+							errs = append(errs, err)
+							mu.Unlock()
+						}
+					}
+				})
+			}
+			wg.Wait()
+			require.Empty(t, errs)
+			require.NoError(t, ctx.Err(), "the calls finished before the deadline")
+			require.False(t, cl.Health()[proxied].Healthy, "the silent HSM is marked unhealthy: %+v", cl.Health()[proxied])
+			require.False(t, cl.Health()[hole].Healthy)
+
+			// Released, the HSM is used again.
+			proxy.release()
+			require.Eventually(t, func() bool { return cl.Health()[proxied].Healthy }, 15*time.Second, 10*time.Millisecond,
+				"the HSM must be healthy again: %+v", cl.Health()[proxied])
+			served := cl.Health()[proxied].Served
+			require.Eventually(t, func() bool {
+				for range 6 {
+					if err := roundTrip(ctx, api, key, []byte("again")); err != nil {
+						t.Log(err)
+						return false
+					}
+				}
+				return cl.Health()[proxied].Served > served
+			}, 10*time.Second, 10*time.Millisecond, "the HSM must serve again: %+v", cl.Health())
+			c.WaitConverged()
+			requireKeysExactly(t, api, labels)
 		})
 	}
 }

@@ -17,6 +17,12 @@ const (
 	DefaultRetryInterval = 50 * time.Millisecond
 	// DefaultHealthInterval is how often unhealthy HSMs are probed.
 	DefaultHealthInterval = 250 * time.Millisecond
+	// DefaultAttemptTimeout bounds one attempt of a call on one HSM. A
+	// write waits for Raft (an election takes about a second with
+	// hashicorp/raft's defaults), a read may wait for its replica to catch
+	// up: 3 s leaves room for both and still fails over from a paused HSM
+	// well within a typical caller's deadline.
+	DefaultAttemptTimeout = 3 * time.Second
 	// attemptsPerEndpoint gives the default MaxAttempts: three rounds.
 	attemptsPerEndpoint = 3
 )
@@ -57,6 +63,12 @@ type Config struct {
 	// HealthInterval is how often the Client probes unhealthy HSMs by
 	// logging in again (default DefaultHealthInterval).
 	HealthInterval time.Duration
+	// AttemptTimeout bounds each attempt of a call, and each login of New:
+	// an attempt runs until the earlier of the caller's deadline and
+	// AttemptTimeout. An attempt that times out while the caller's context
+	// lives makes the HSM unhealthy and the call is retried on another
+	// (default DefaultAttemptTimeout).
+	AttemptTimeout time.Duration
 	// Logger receives the Client's logs (default: none).
 	Logger hclog.Logger
 }
@@ -98,6 +110,8 @@ func (c *Config) Validate() error {
 		return errors.New("client: MaxAttempts must not be negative")
 	case c.HealthInterval < 0:
 		return errors.New("client: HealthInterval must not be negative")
+	case c.AttemptTimeout < 0:
+		return errors.New("client: AttemptTimeout must not be negative")
 	}
 	return nil
 }
@@ -112,6 +126,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HealthInterval == 0 {
 		c.HealthInterval = DefaultHealthInterval
+	}
+	if c.AttemptTimeout == 0 {
+		c.AttemptTimeout = DefaultAttemptTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

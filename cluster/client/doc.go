@@ -35,39 +35,59 @@
 // replica has applied that index. So a key created through the Client is
 // usable at once on every HSM, whichever serves the next call.
 //
-// # Retries
+// # Retries and exactly-once writes
 //
 // A failed call is tried again on another HSM, up to Config.MaxAttempts
 // attempts in all, pausing Config.RetryInterval after each full round over
-// the usable HSMs, and only while the caller's context lives. Whether a
-// failure is retried depends on what it proves about the request:
+// the usable HSMs, and only while the caller's context lives.
 //
-//   - Reads and crypto (ListUsers, FindKeys, GetAttributes, Encrypt,
-//     Decrypt, Sign, Verify, GenerateMac, VerifyMac, WrapKey,
-//     GenerateRandom, ListQuorumTokens) are idempotent: they are retried on
-//     Unavailable, on DeadlineExceeded (an inner deadline, since the
-//     caller's context is alive) and on Unauthenticated. Other codes
-//     (NotFound, PermissionDenied, InvalidArgument, ...) are the answer and
-//     are returned.
-//   - Every other method is a write (CreateUser, DeleteUser,
-//     ChangePassword, ActivateCluster, GenerateSymmetricKey,
-//     GenerateKeyPair, SetAttribute, ShareKey, UnshareKey, DeleteKey,
-//     UnwrapKey, the quorum commands, and any method added later or of
-//     another service). Running a write twice creates a second key or fails
-//     the second time, so a write is retried only when it certainly did not
-//     run: a connection failure before the request was sent (connection
-//     refused, no such host, TLS handshake failure, transport closing),
-//     Unauthenticated (the HSM refused the session before acting), and the
-//     node's "no Raft leader" Unavailable (the write was never proposed).
-//     Any other failure is returned, in particular the node's Unavailable
-//     "... may or may not have been applied" (leadership was lost with the
-//     write in flight), a connection that broke mid-call, and "replica
-//     behind", which the node also returns after a write was applied. The
-//     caller who must know checks (FindKeys by label or id) and decides.
+// Every write (CreateUser, DeleteUser, ChangePassword, ActivateCluster,
+// GenerateSymmetricKey, GenerateKeyPair, SetAttribute, ShareKey,
+// UnshareKey, DeleteKey, UnwrapKey and the quorum commands) carries a
+// request id: 16 random bytes, hex-encoded, in metadata "x-hsm-request-id",
+// drawn once per call and sent unchanged with every attempt (a caller that
+// sets its own, to span several calls, keeps it). The HSM puts it into the
+// replicated command, and the key database applies a request id once: a
+// later command with the same id gets the first one's result, a refusal
+// included, and changes nothing (Raft thesis §6.3). So a write whose
+// outcome is unknown (the leader lost its leadership with it in flight,
+// the connection broke mid-call, the attempt timed out) is simply sent
+// again, and takes effect once.
+//
+// Reads and crypto (ListUsers, FindKeys, GetAttributes, Encrypt, Decrypt,
+// Sign, Verify, GenerateMac, VerifyMac, WrapKey, GenerateRandom,
+// ListQuorumTokens) are idempotent. Writes and reads are thus retried
+// alike, on:
+//
+//   - Unavailable, of any kind: a connection refused or broken, no Raft
+//     leader, a write whose fate the HSM does not know, a replica behind;
+//   - DeadlineExceeded while the caller's context lives: an attempt's
+//     timeout (see Health) or an inner deadline on the HSM;
+//   - Unauthenticated: the HSM refused the session before acting;
+//   - Aborted: the write was applied, but the HSM's replica has not caught
+//     up with it; the retry through another HSM is answered from the
+//     request table.
+//
+// Other codes (NotFound, PermissionDenied, InvalidArgument, AlreadyExists,
+// ...) are the answer and are returned. A method the Client does not know
+// (added to the API later, or of another service) may change state without
+// the HSM deduplicating it: it is retried only when it certainly did not
+// run (a connection failure before the request was sent, Unauthenticated,
+// the node's "no Raft leader").
+//
+// The HSMs remember the cluster's latest 10,000 request ids: a retry that
+// came after 10,000 other writes with ids would be applied again. The
+// Client's retries of a call come within its caller's deadline, long
+// before that.
 //
 // # Health
 //
-// A connection-level failure makes an HSM unhealthy: no call goes to it. A
+// Each attempt runs under Config.AttemptTimeout (or the caller's deadline,
+// when earlier), and so does each login of New: an HSM that accepts
+// connections but does not answer (a paused process, a black-holed
+// network) costs a call one AttemptTimeout, not the caller's whole
+// deadline. An attempt that times out while the caller's context lives, or
+// a connection-level failure, makes the HSM unhealthy: no call goes to it. A
 // background loop probes unhealthy HSMs every Config.HealthInterval by
 // logging in again; the first success makes the HSM usable, and spreading
 // sends it its share at once. Logins refused with PermissionDenied are

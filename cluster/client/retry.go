@@ -2,6 +2,9 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -10,10 +13,10 @@ import (
 	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
 )
 
-// Metadata keys of the HSM API. They repeat node.MetadataSession and
-// node.MetadataIndex: this package must not import node (the client talks
-// to HSMs only through the wire contract), and the strings are that
-// contract.
+// Metadata keys of the HSM API. They repeat node.MetadataSession,
+// node.MetadataIndex and node.MetadataRequestID: this package must not
+// import node (the client talks to HSMs only through the wire contract),
+// and the strings are that contract.
 const (
 	// metadataSession carries a session token (node.MetadataSession).
 	metadataSession = "x-hsm-session"
@@ -21,19 +24,19 @@ const (
 	// index the client has observed; on a write's response header, the
 	// index the write was applied at (node.MetadataIndex).
 	metadataIndex = "x-hsm-index"
+	// metadataRequestID carries a write's request id, 16 random bytes in
+	// hexadecimal, the same on every attempt of one call
+	// (node.MetadataRequestID): the HSMs apply a request id once.
+	metadataRequestID = "x-hsm-request-id"
 )
 
-// Messages of the node's Unavailable errors that this package acts on. They
-// repeat the text of node.ErrNoLeader and node.ErrIndeterminate, for the
-// same reason as the metadata keys.
-const (
-	// msgNoLeader is in node.ErrNoLeader's text: the write found no leader
-	// and was never proposed.
-	msgNoLeader = "no Raft leader"
-	// msgIndeterminate ends node.ErrIndeterminate: the write was proposed
-	// and its fate is unknown.
-	msgIndeterminate = "may or may not have been applied"
-)
+// requestIDSize is the size of a request id, in bytes.
+const requestIDSize = 16
+
+// msgNoLeader is in node.ErrNoLeader's text: the write found no leader and
+// was never proposed. It repeats the node's text, for the same reason as
+// the metadata keys.
+const msgNoLeader = "no Raft leader"
 
 // notSentMarkers are (lower-cased) fragments of grpc-go's messages for
 // failures that happen before the request is written to a connection:
@@ -49,8 +52,8 @@ var notSentMarkers = []string{
 
 // brokenMarkers are fragments of messages of connection-level failures that
 // may happen after the request was sent (the connection broke mid-call).
-// They, and notSentMarkers, make the HSM unhealthy; only notSentMarkers make
-// a write retryable.
+// They, and notSentMarkers, make the HSM unhealthy; for a method the
+// Client does not know (kindOther), only notSentMarkers make it retryable.
 var brokenMarkers = []string{
 	"error reading from server",
 	"connection reset",
@@ -62,33 +65,69 @@ var brokenMarkers = []string{
 	"eof",
 }
 
-// readMethods are the HsmService methods that change nothing in the key
-// database: reads and crypto. They are idempotent, so any failure that says
-// nothing about the answer may be retried on another HSM. Every other
-// method (CreateUser, DeleteUser, ChangePassword, ActivateCluster,
-// GenerateSymmetricKey, GenerateKeyPair, SetAttribute, ShareKey,
-// UnshareKey, DeleteKey, UnwrapKey, the quorum commands) is a write: a
-// retry may apply it twice, so it is retried only when the first try
-// certainly did not run. Listing the reads rather than the writes makes a
-// method added to the API later a write until someone says otherwise.
-var readMethods = map[string]bool{
-	hsmv1.HsmService_ListUsers_FullMethodName:        true,
-	hsmv1.HsmService_FindKeys_FullMethodName:         true,
-	hsmv1.HsmService_GetAttributes_FullMethodName:    true,
-	hsmv1.HsmService_Encrypt_FullMethodName:          true,
-	hsmv1.HsmService_Decrypt_FullMethodName:          true,
-	hsmv1.HsmService_Sign_FullMethodName:             true,
-	hsmv1.HsmService_Verify_FullMethodName:           true,
-	hsmv1.HsmService_GenerateMac_FullMethodName:      true,
-	hsmv1.HsmService_VerifyMac_FullMethodName:        true,
-	hsmv1.HsmService_WrapKey_FullMethodName:          true,
-	hsmv1.HsmService_GenerateRandom_FullMethodName:   true,
-	hsmv1.HsmService_ListQuorumTokens_FullMethodName: true,
+// methodKind is what the Client knows about a method's effect, which
+// decides how it is retried.
+type methodKind int
+
+const (
+	// kindOther is a method the Client knows nothing about (added to the
+	// API later, or of another service): it may change state and the HSM
+	// may not deduplicate it, so it is retried only when it certainly did
+	// not run.
+	kindOther methodKind = iota
+	// kindRead changes nothing: reads and crypto, idempotent.
+	kindRead
+	// kindWrite is a write that the HSM applies once per request id
+	// (every write goes through node.Node.write, which puts the request
+	// id into the replicated command).
+	kindWrite
+)
+
+// methodKinds classifies the HsmService methods. Listing both the reads
+// and the deduplicated writes makes a method added to the API later
+// kindOther until someone checks how the HSM serves it.
+var methodKinds = map[string]methodKind{
+	hsmv1.HsmService_ListUsers_FullMethodName:        kindRead,
+	hsmv1.HsmService_FindKeys_FullMethodName:         kindRead,
+	hsmv1.HsmService_GetAttributes_FullMethodName:    kindRead,
+	hsmv1.HsmService_Encrypt_FullMethodName:          kindRead,
+	hsmv1.HsmService_Decrypt_FullMethodName:          kindRead,
+	hsmv1.HsmService_Sign_FullMethodName:             kindRead,
+	hsmv1.HsmService_Verify_FullMethodName:           kindRead,
+	hsmv1.HsmService_GenerateMac_FullMethodName:      kindRead,
+	hsmv1.HsmService_VerifyMac_FullMethodName:        kindRead,
+	hsmv1.HsmService_WrapKey_FullMethodName:          kindRead,
+	hsmv1.HsmService_GenerateRandom_FullMethodName:   kindRead,
+	hsmv1.HsmService_ListQuorumTokens_FullMethodName: kindRead,
+
+	hsmv1.HsmService_ActivateCluster_FullMethodName:      kindWrite,
+	hsmv1.HsmService_CreateUser_FullMethodName:           kindWrite,
+	hsmv1.HsmService_DeleteUser_FullMethodName:           kindWrite,
+	hsmv1.HsmService_ChangePassword_FullMethodName:       kindWrite,
+	hsmv1.HsmService_GenerateSymmetricKey_FullMethodName: kindWrite,
+	hsmv1.HsmService_GenerateKeyPair_FullMethodName:      kindWrite,
+	hsmv1.HsmService_SetAttribute_FullMethodName:         kindWrite,
+	hsmv1.HsmService_ShareKey_FullMethodName:             kindWrite,
+	hsmv1.HsmService_UnshareKey_FullMethodName:           kindWrite,
+	hsmv1.HsmService_DeleteKey_FullMethodName:            kindWrite,
+	hsmv1.HsmService_UnwrapKey_FullMethodName:            kindWrite,
+	hsmv1.HsmService_RegisterQuorumKey_FullMethodName:    kindWrite,
+	hsmv1.HsmService_GenerateQuorumToken_FullMethodName:  kindWrite,
+	hsmv1.HsmService_ApproveQuorumToken_FullMethodName:   kindWrite,
+	hsmv1.HsmService_SetQuorumValue_FullMethodName:       kindWrite,
 }
 
-// isWrite reports whether method must be treated as a write: any method
-// not known to be a read, including those of other services.
-func isWrite(method string) bool { return !readMethods[method] }
+// kindOf returns method's kind; kindOther for any method not listed.
+func kindOf(method string) methodKind { return methodKinds[method] }
+
+// newRequestID returns a fresh request id, hex-encoded.
+func newRequestID() (string, error) {
+	b := make([]byte, requestIDSize)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("client: request id: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
 
 // hasMarker reports whether the lower-cased msg contains one of markers.
 func hasMarker(msg string, markers []string) bool {
@@ -111,31 +150,30 @@ func isConnectionError(err error) bool {
 	return hasMarker(st.Message(), notSentMarkers) || hasMarker(st.Message(), brokenMarkers)
 }
 
-// retryable reports whether a call that failed with err may be tried again
-// on another HSM. ctx is the caller's context. The policy is the package
-// documentation's.
-func retryable(ctx context.Context, write bool, err error) bool {
+// retryable reports whether a call of the given kind that failed with err
+// may be tried again on another HSM. ctx is the caller's context. The
+// policy is the package documentation's.
+func retryable(ctx context.Context, kind methodKind, err error) bool {
 	if ctx.Err() != nil {
 		return false
 	}
 	st := status.Convert(err)
-	msg := st.Message()
-	switch st.Code() {
-	case codes.Unauthenticated:
-		// The HSM refused the session before acting: safe for every method.
-		return true
-	case codes.Unavailable:
-		if strings.Contains(msg, msgIndeterminate) {
-			return false
-		}
-		if !write {
+	if kind == kindRead || kind == kindWrite {
+		switch st.Code() {
+		case codes.Unavailable, // the HSM, or the way to it, is down or not ready
+			codes.DeadlineExceeded, // an attempt's or the HSM's inner deadline: the caller's context lives
+			codes.Unauthenticated,  // the HSM refused the session before acting
+			codes.Aborted:          // a write applied that this HSM's replica has not caught up with
 			return true
 		}
-		return strings.Contains(msg, msgNoLeader) || hasMarker(msg, notSentMarkers)
-	case codes.DeadlineExceeded:
-		// The caller's context is alive (checked above): an inner deadline
-		// expired, on the HSM or on its way.
-		return !write
+		return false
+	}
+	// A method the HSM may not deduplicate: only what certainly did not run.
+	switch st.Code() {
+	case codes.Unauthenticated:
+		return true
+	case codes.Unavailable:
+		return strings.Contains(st.Message(), msgNoLeader) || hasMarker(st.Message(), notSentMarkers)
 	}
 	return false
 }

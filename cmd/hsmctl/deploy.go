@@ -28,17 +28,18 @@ const DefaultDir = ".hsmsim"
 
 // Files of a deployment directory.
 const (
-	adminPasswordFile   = "admin.password"
-	kmsuser             = "kmsuser"
+	adminPasswordFile = "admin.password"
+	kmsuser           = "kmsuser"
 	// preCOPassword is the unactivated admin's password on a new cluster (CloudHSM's PRECO).
 	preCOPassword = "password"
 )
 
 // deployment is an opened deployment directory.
 type deployment struct {
-	dir string
-	mgr *cluster.Manager
-	log hclog.Logger
+	dir  string
+	mgr  *cluster.Manager
+	prov *local.Provisioner
+	log  hclog.Logger
 }
 
 // openDeployment opens (creating when create is set) the deployment in dir.
@@ -63,7 +64,7 @@ func openDeployment(dir string, create bool, log hclog.Logger) (*deployment, err
 	if err != nil {
 		return nil, err
 	}
-	return &deployment{dir: store.Dir(), mgr: cluster.NewManager(store, prov, pki, log), log: log}, nil
+	return &deployment{dir: store.Dir(), mgr: cluster.NewManager(store, prov, pki, log), prov: prov, log: log}, nil
 }
 
 func deployCommands() []*command {

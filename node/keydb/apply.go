@@ -22,11 +22,15 @@ const MaxQuorumKeyLen = 2048
 // the applied index. An empty command (no oneof case) fails with
 // CODE_INVALID_ARGUMENT; the Raft adapter refuses such commands before they
 // get here. Apply does not keep cmd or anything it points to.
+//
+// A command whose request id an earlier command carried returns
+// that command's result, a failure included, and changes nothing but the
+// applied index (see the package documentation).
 func (db *DB) Apply(index uint64, cmd *hsmfsmv1.Command) *hsmfsmv1.Result {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	db.s.applied = index
-	return db.s.apply(cmd)
+	return db.s.applyOnce(index, cmd)
 }
 
 // apply dispatches on the command's oneof case, the command's type tag.
@@ -866,7 +870,7 @@ func (s *state) createQuorumToken(c *hsmfsmv1.CreateQuorumToken) *hsmfsmv1.Resul
 		Id: c.GetId(), Service: c.GetService(), Requester: c.GetRequester(),
 		Challenge: bytes.Clone(c.GetChallenge()), IssuedAtUnix: now,
 	}
-	return ok()
+	return &hsmfsmv1.Result{Code: hsmfsmv1.Code_CODE_OK, QuorumTokenId: c.GetId()}
 }
 
 func (s *state) approveQuorumToken(c *hsmfsmv1.ApproveQuorumToken) *hsmfsmv1.Result {

@@ -74,6 +74,7 @@ type state struct {
 	quorum     map[string]uint32 // only values other than 1
 	tokens     map[string]*hsmfsmv1.QuorumToken
 	nextHandle uint64
+	requests   requestTable
 
 	// Derived, rebuilt by Restore.
 	ids   map[string][]uint64 // key id → handles that hold it (a pair at most)
@@ -89,6 +90,7 @@ func newState() *state {
 		quorum:     make(map[string]uint32),
 		tokens:     make(map[string]*hsmfsmv1.QuorumToken),
 		nextHandle: 1,
+		requests:   newRequestTable(),
 		ids:        make(map[string][]uint64),
 		owned:      make(map[string]int),
 	}

@@ -12,8 +12,9 @@
 //     state, starting at 1.
 //   - A business failure (unknown user, duplicate key id, a non-owner deleting
 //     a key, a quota reached, ...) is a Result with a code, never a panic or
-//     an error, and leaves the state unchanged apart from the applied index.
-//     Every handler validates completely before it mutates anything.
+//     an error, and leaves the state unchanged apart from the applied index
+//     (and, for a command with a request id, the remembered result: see
+//     below). Every handler validates completely before it mutates anything.
 //   - Result messages never carry secrets: no password hash, no key material.
 //   - Snapshot encodes the whole state with sorted lists and deterministic
 //     protobuf marshaling, so equal states give equal bytes. Restore decodes
@@ -58,4 +59,19 @@
 // the node verified the signature with, which must still be the approver's
 // registered key. Creating a token drops the expired ones; at most
 // MaxQuorumTokens live tokens are held.
+//
+// # Exactly-once writes (Raft thesis §6.3)
+//
+// A command may carry a client's request id (16 bytes, the same on every
+// attempt of one call). The first command with an id is applied and its
+// Result, a business failure included, is remembered with its index, its
+// command type and its actor; a later command with the same id gets that
+// Result back and changes nothing but the applied index, so a write that a
+// client retried after an unknown outcome takes effect once. An id reused
+// for another command type or another actor is refused with
+// CODE_INVALID_ARGUMENT rather than answered with someone else's result.
+// At most MaxAppliedRequests ids are remembered; the oldest by index is
+// evicted first, so the order, like everything else, is the log's. The
+// table is part of snapshots; PrepareRestore drops it, since the restored
+// cluster's clients are new.
 package keydb

@@ -50,6 +50,7 @@ func (db *DB) Snapshot() ([]byte, error) {
 		QuorumTokens: sortedValues(s.tokens, func(a, b *hsmfsmv1.QuorumToken) int {
 			return strings.Compare(a.GetId(), b.GetId())
 		}),
+		AppliedRequests: s.requests.order,
 	}
 	for _, service := range slices.Sorted(maps.Keys(s.quorum)) {
 		snap.Quorum = append(snap.Quorum, &hsmfsmv1.QuorumSetting{Service: service, M: s.quorum[service]})
@@ -66,7 +67,8 @@ func (db *DB) Snapshot() ([]byte, error) {
 // into the first snapshot of a new cluster: it decodes and validates it as
 // Restore does, replaces the member list with first (the HSM restoring it:
 // the source's HSMs are not members of the new cluster), drops the quorum
-// tokens (they were issued on the source) and sets the applied index to
+// tokens (they were issued on the source) and the remembered request ids
+// (their clients talked to the source cluster) and sets the applied index to
 // appliedIndex, the Raft index the snapshot is installed at. Users, keys,
 // quorum values, the handle counter and the cluster record are kept.
 func PrepareRestore(b []byte, first *hsmfsmv1.Member, appliedIndex uint64) ([]byte, error) {
@@ -85,6 +87,7 @@ func PrepareRestore(b []byte, first *hsmfsmv1.Member, appliedIndex uint64) ([]by
 	}
 	snap.Members = []*hsmfsmv1.Member{proto.CloneOf(first)}
 	snap.QuorumTokens = nil
+	snap.AppliedRequests = nil
 	snap.AppliedIndex = appliedIndex
 	if _, err := stateFromSnapshot(proto.CloneOf(snap)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSnapshotInvalid, err)
@@ -238,6 +241,10 @@ func stateFromSnapshot(snap *hsmfsmv1.Snapshot) (*state, error) {
 			return nil, fmt.Errorf("duplicate quorum token %q", id)
 		}
 		s.tokens[id] = t
+	}
+
+	if err := s.restoreRequests(snap.GetAppliedRequests()); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // richHarness returns an active fixture with shares, quorum settings, a
-// locked user, members and a deleted key.
+// locked user, members, a deleted key and remembered request ids.
 func richHarness(t *testing.T) *harness {
 	t.Helper()
 	h := newHarness(t, stageActive)
@@ -31,8 +31,8 @@ func richHarness(t *testing.T) *harness {
 		h.mustOK(loginFailureCmd(carol))
 	}
 	h.mustOK(loginFailureCmd(bob))
-	h.mustOK(admitCmd(member("hsm-2", 2)))
-	h.mustOK(admitCmd(member("hsm-3", 3)))
+	h.mustOK(withID(admitCmd(member("hsm-2", 2)), requestID(1)))
+	h.mustOK(withID(admitCmd(member("hsm-3", 3)), requestID(2)))
 	return h
 }
 
@@ -127,6 +127,19 @@ func TestRestoreErrors(t *testing.T) {
 		{"duplicate member", edit(func(s *hsmfsmv1.Snapshot) { s.Members = append(s.Members, s.Members[0]) }), keydb.ErrSnapshotInvalid},
 		{"quorum 1 stored", edit(func(s *hsmfsmv1.Snapshot) { s.Quorum[0].M = 1 }), keydb.ErrSnapshotInvalid},
 		{"unknown quorum service", edit(func(s *hsmfsmv1.Snapshot) { s.Quorum[0].Service = "x" }), keydb.ErrSnapshotInvalid},
+		{"short request id", edit(func(s *hsmfsmv1.Snapshot) { s.AppliedRequests[0].RequestId = []byte{1} }), keydb.ErrSnapshotInvalid},
+		{"duplicate request id", edit(func(s *hsmfsmv1.Snapshot) { s.AppliedRequests[1].RequestId = s.AppliedRequests[0].RequestId }), keydb.ErrSnapshotInvalid},
+		{"request without result", edit(func(s *hsmfsmv1.Snapshot) { s.AppliedRequests[0].Result = nil }), keydb.ErrSnapshotInvalid},
+		{"requests out of order", edit(func(s *hsmfsmv1.Snapshot) {
+			s.AppliedRequests[0], s.AppliedRequests[1] = s.AppliedRequests[1], s.AppliedRequests[0]
+		}), keydb.ErrSnapshotInvalid},
+		{"request beyond applied index", edit(func(s *hsmfsmv1.Snapshot) { s.AppliedRequests[1].Index = s.AppliedIndex + 1 }), keydb.ErrSnapshotInvalid},
+		{"too many requests", edit(func(s *hsmfsmv1.Snapshot) {
+			for i := range uint64(keydb.MaxAppliedRequests) {
+				s.AppliedRequests = append(s.AppliedRequests, &hsmfsmv1.AppliedRequest{
+					RequestId: requestID(100 + i), Index: s.AppliedIndex, Result: &hsmfsmv1.Result{Code: codeOK}})
+			}
+		}), keydb.ErrSnapshotInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -153,6 +153,13 @@ func (ClusterState) EnumDescriptor() ([]byte, []int) {
 // decode a command stops rather than diverge.
 type Command struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// request_id, when set, is the client's id of the request this command
+	// serves (16 random bytes, the same on every attempt of one call; gRPC
+	// metadata "x-hsm-request-id"). The key database applies the first
+	// command that carries an id and answers every later one with the first
+	// one's result, changing nothing: a write retried after an unknown
+	// outcome takes effect once (Raft thesis §6.3). See AppliedRequest.
+	RequestId []byte `protobuf:"bytes,1000,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Types that are valid to be assigned to Command:
 	//
 	//	*Command_InitCluster
@@ -206,6 +213,13 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
 	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Command) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
 }
 
 func (x *Command) GetCommand() isCommand_Command {
@@ -1823,7 +1837,10 @@ type Result struct {
 	// handle is the created secret or private key's handle (CreateKey).
 	Handle uint64 `protobuf:"varint,3,opt,name=handle,proto3" json:"handle,omitempty"`
 	// public_handle is the created public key's handle (CreateKey with pair).
-	PublicHandle  uint64 `protobuf:"varint,4,opt,name=public_handle,json=publicHandle,proto3" json:"public_handle,omitempty"`
+	PublicHandle uint64 `protobuf:"varint,4,opt,name=public_handle,json=publicHandle,proto3" json:"public_handle,omitempty"`
+	// quorum_token_id is the created token's id (CreateQuorumToken), so that
+	// a retried request learns the id the first attempt chose.
+	QuorumTokenId string `protobuf:"bytes,5,opt,name=quorum_token_id,json=quorumTokenId,proto3" json:"quorum_token_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1884,6 +1901,13 @@ func (x *Result) GetPublicHandle() uint64 {
 		return x.PublicHandle
 	}
 	return 0
+}
+
+func (x *Result) GetQuorumTokenId() string {
+	if x != nil {
+		return x.QuorumTokenId
+	}
+	return ""
 }
 
 // Cluster is the cluster's identity.
@@ -2296,9 +2320,12 @@ type Snapshot struct {
 	// next_handle is the handle the next key object gets.
 	NextHandle uint64 `protobuf:"varint,8,opt,name=next_handle,json=nextHandle,proto3" json:"next_handle,omitempty"`
 	// quorum_tokens are sorted by id.
-	QuorumTokens  []*QuorumToken `protobuf:"bytes,9,rep,name=quorum_tokens,json=quorumTokens,proto3" json:"quorum_tokens,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	QuorumTokens []*QuorumToken `protobuf:"bytes,9,rep,name=quorum_tokens,json=quorumTokens,proto3" json:"quorum_tokens,omitempty"`
+	// applied_requests are the remembered request ids, oldest (lowest index)
+	// first: the order in which they are evicted.
+	AppliedRequests []*AppliedRequest `protobuf:"bytes,10,rep,name=applied_requests,json=appliedRequests,proto3" json:"applied_requests,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -2394,6 +2421,100 @@ func (x *Snapshot) GetQuorumTokens() []*QuorumToken {
 	return nil
 }
 
+func (x *Snapshot) GetAppliedRequests() []*AppliedRequest {
+	if x != nil {
+		return x.AppliedRequests
+	}
+	return nil
+}
+
+// AppliedRequest remembers the first command that carried a request id
+// (Command.request_id) and its result, so that a retry of the same request
+// gets the same answer without a second effect. At most 10,000 are kept;
+// the oldest by index goes first.
+type AppliedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// request_id is 16 bytes.
+	RequestId []byte `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// index is the log index the command was applied at.
+	Index uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	// command is the field number of the command's oneof case in Command,
+	// and actor its actor ("" for commands without one): a later command
+	// with the same id must match both, so an id reused for another request
+	// is refused rather than answered with someone else's result.
+	Command uint32 `protobuf:"varint,3,opt,name=command,proto3" json:"command,omitempty"`
+	Actor   string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	// result is the command's result, a failure included.
+	Result        *Result `protobuf:"bytes,5,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppliedRequest) Reset() {
+	*x = AppliedRequest{}
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppliedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppliedRequest) ProtoMessage() {}
+
+func (x *AppliedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppliedRequest.ProtoReflect.Descriptor instead.
+func (*AppliedRequest) Descriptor() ([]byte, []int) {
+	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *AppliedRequest) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
+}
+
+func (x *AppliedRequest) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *AppliedRequest) GetCommand() uint32 {
+	if x != nil {
+		return x.Command
+	}
+	return 0
+}
+
+func (x *AppliedRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AppliedRequest) GetResult() *Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
 // Backup is a cluster backup before it is sealed: the cluster secrets and
 // a key database snapshot. CreateBackup seals it, deterministically encoded,
 // in a cryptocore envelope (key id "backup", AAD "hsmsim-backup-v1") under
@@ -2428,7 +2549,7 @@ type Backup struct {
 
 func (x *Backup) Reset() {
 	*x = Backup{}
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[27]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2561,7 @@ func (x *Backup) String() string {
 func (*Backup) ProtoMessage() {}
 
 func (x *Backup) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[27]
+	mi := &file_hsmfsm_v1_fsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2574,7 @@ func (x *Backup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Backup.ProtoReflect.Descriptor instead.
 func (*Backup) Descriptor() ([]byte, []int) {
-	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{27}
+	return file_hsmfsm_v1_fsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Backup) GetFormatVersion() uint32 {
@@ -2537,8 +2658,10 @@ var File_hsmfsm_v1_fsm_proto protoreflect.FileDescriptor
 
 const file_hsmfsm_v1_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13hsmfsm/v1/fsm.proto\x12\thsmfsm.v1\x1a\x12hsm/v1/types.proto\"\xb8\t\n" +
-	"\aCommand\x12;\n" +
+	"\x13hsmfsm/v1/fsm.proto\x12\thsmfsm.v1\x1a\x12hsm/v1/types.proto\"\xd8\t\n" +
+	"\aCommand\x12\x1e\n" +
+	"\n" +
+	"request_id\x18\xe8\a \x01(\fR\trequestId\x12;\n" +
 	"\finit_cluster\x18\x01 \x01(\v2\x16.hsmfsm.v1.InitClusterH\x00R\vinitCluster\x121\n" +
 	"\bactivate\x18\x02 \x01(\v2\x13.hsmfsm.v1.ActivateH\x00R\bactivate\x128\n" +
 	"\vcreate_user\x18\x03 \x01(\v2\x15.hsmfsm.v1.CreateUserH\x00R\n" +
@@ -2653,12 +2776,13 @@ const file_hsmfsm_v1_fsm_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bapprover\x18\x02 \x01(\tR\bapprover\x12\x19\n" +
 	"\bnow_unix\x18\x03 \x01(\x03R\anowUnix\x125\n" +
-	"\x17approver_public_key_der\x18\x04 \x01(\fR\x14approverPublicKeyDer\"\x84\x01\n" +
+	"\x17approver_public_key_der\x18\x04 \x01(\fR\x14approverPublicKeyDer\"\xac\x01\n" +
 	"\x06Result\x12#\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x0f.hsmfsm.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
 	"\x06handle\x18\x03 \x01(\x04R\x06handle\x12#\n" +
-	"\rpublic_handle\x18\x04 \x01(\x04R\fpublicHandle\"\xab\x01\n" +
+	"\rpublic_handle\x18\x04 \x01(\x04R\fpublicHandle\x12&\n" +
+	"\x0fquorum_token_id\x18\x05 \x01(\tR\rquorumTokenId\"\xab\x01\n" +
 	"\aCluster\x12-\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x17.hsmfsm.v1.ClusterStateR\x05state\x12\x1d\n" +
 	"\n" +
@@ -2689,7 +2813,7 @@ const file_hsmfsm_v1_fsm_proto_rawDesc = "" +
 	"\trequester\x18\x03 \x01(\tR\trequester\x12\x1c\n" +
 	"\tchallenge\x18\x04 \x01(\fR\tchallenge\x12$\n" +
 	"\x0eissued_at_unix\x18\x05 \x01(\x03R\fissuedAtUnix\x12\x1c\n" +
-	"\tapprovers\x18\x06 \x03(\tR\tapprovers\"\x8c\x03\n" +
+	"\tapprovers\x18\x06 \x03(\tR\tapprovers\"\xd2\x03\n" +
 	"\bSnapshot\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12#\n" +
 	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12,\n" +
@@ -2700,7 +2824,16 @@ const file_hsmfsm_v1_fsm_proto_rawDesc = "" +
 	"\x06quorum\x18\a \x03(\v2\x18.hsmfsm.v1.QuorumSettingR\x06quorum\x12\x1f\n" +
 	"\vnext_handle\x18\b \x01(\x04R\n" +
 	"nextHandle\x12;\n" +
-	"\rquorum_tokens\x18\t \x03(\v2\x16.hsmfsm.v1.QuorumTokenR\fquorumTokens\"\xb0\x03\n" +
+	"\rquorum_tokens\x18\t \x03(\v2\x16.hsmfsm.v1.QuorumTokenR\fquorumTokens\x12D\n" +
+	"\x10applied_requests\x18\n" +
+	" \x03(\v2\x19.hsmfsm.v1.AppliedRequestR\x0fappliedRequests\"\xa0\x01\n" +
+	"\x0eAppliedRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\fR\trequestId\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x18\n" +
+	"\acommand\x18\x03 \x01(\rR\acommand\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12)\n" +
+	"\x06result\x18\x05 \x01(\v2\x11.hsmfsm.v1.ResultR\x06result\"\xb0\x03\n" +
 	"\x06Backup\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12%\n" +
 	"\x0ecertificate_id\x18\x02 \x01(\tR\rcertificateId\x12\x1d\n" +
@@ -2742,7 +2875,7 @@ func file_hsmfsm_v1_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_hsmfsm_v1_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hsmfsm_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_hsmfsm_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_hsmfsm_v1_fsm_proto_goTypes = []any{
 	(Code)(0),                  // 0: hsmfsm.v1.Code
 	(ClusterState)(0),          // 1: hsmfsm.v1.ClusterState
@@ -2773,10 +2906,11 @@ var file_hsmfsm_v1_fsm_proto_goTypes = []any{
 	(*QuorumSetting)(nil),      // 26: hsmfsm.v1.QuorumSetting
 	(*QuorumToken)(nil),        // 27: hsmfsm.v1.QuorumToken
 	(*Snapshot)(nil),           // 28: hsmfsm.v1.Snapshot
-	(*Backup)(nil),             // 29: hsmfsm.v1.Backup
-	(v1.Role)(0),               // 30: hsm.v1.Role
-	(*v1.KeyAttributes)(nil),   // 31: hsm.v1.KeyAttributes
-	(*v1.UserInfo)(nil),        // 32: hsm.v1.UserInfo
+	(*AppliedRequest)(nil),     // 29: hsmfsm.v1.AppliedRequest
+	(*Backup)(nil),             // 30: hsmfsm.v1.Backup
+	(v1.Role)(0),               // 31: hsm.v1.Role
+	(*v1.KeyAttributes)(nil),   // 32: hsm.v1.KeyAttributes
+	(*v1.UserInfo)(nil),        // 33: hsm.v1.UserInfo
 }
 var file_hsmfsm_v1_fsm_proto_depIdxs = []int32{
 	3,  // 0: hsmfsm.v1.Command.init_cluster:type_name -> hsmfsm.v1.InitCluster
@@ -2798,25 +2932,27 @@ var file_hsmfsm_v1_fsm_proto_depIdxs = []int32{
 	19, // 16: hsmfsm.v1.Command.create_quorum_token:type_name -> hsmfsm.v1.CreateQuorumToken
 	20, // 17: hsmfsm.v1.Command.approve_quorum_token:type_name -> hsmfsm.v1.ApproveQuorumToken
 	23, // 18: hsmfsm.v1.InitCluster.first_member:type_name -> hsmfsm.v1.Member
-	30, // 19: hsmfsm.v1.CreateUser.role:type_name -> hsm.v1.Role
-	31, // 20: hsmfsm.v1.CreateKey.template:type_name -> hsm.v1.KeyAttributes
-	31, // 21: hsmfsm.v1.CreateKey.public_template:type_name -> hsm.v1.KeyAttributes
+	31, // 19: hsmfsm.v1.CreateUser.role:type_name -> hsm.v1.Role
+	32, // 20: hsmfsm.v1.CreateKey.template:type_name -> hsm.v1.KeyAttributes
+	32, // 21: hsmfsm.v1.CreateKey.public_template:type_name -> hsm.v1.KeyAttributes
 	23, // 22: hsmfsm.v1.AdmitMember.member:type_name -> hsmfsm.v1.Member
 	0,  // 23: hsmfsm.v1.Result.code:type_name -> hsmfsm.v1.Code
 	1,  // 24: hsmfsm.v1.Cluster.state:type_name -> hsmfsm.v1.ClusterState
-	32, // 25: hsmfsm.v1.User.info:type_name -> hsm.v1.UserInfo
-	31, // 26: hsmfsm.v1.Key.attributes:type_name -> hsm.v1.KeyAttributes
+	33, // 25: hsmfsm.v1.User.info:type_name -> hsm.v1.UserInfo
+	32, // 26: hsmfsm.v1.Key.attributes:type_name -> hsm.v1.KeyAttributes
 	22, // 27: hsmfsm.v1.Snapshot.cluster:type_name -> hsmfsm.v1.Cluster
 	24, // 28: hsmfsm.v1.Snapshot.users:type_name -> hsmfsm.v1.User
 	25, // 29: hsmfsm.v1.Snapshot.keys:type_name -> hsmfsm.v1.Key
 	23, // 30: hsmfsm.v1.Snapshot.members:type_name -> hsmfsm.v1.Member
 	26, // 31: hsmfsm.v1.Snapshot.quorum:type_name -> hsmfsm.v1.QuorumSetting
 	27, // 32: hsmfsm.v1.Snapshot.quorum_tokens:type_name -> hsmfsm.v1.QuorumToken
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	29, // 33: hsmfsm.v1.Snapshot.applied_requests:type_name -> hsmfsm.v1.AppliedRequest
+	21, // 34: hsmfsm.v1.AppliedRequest.result:type_name -> hsmfsm.v1.Result
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_hsmfsm_v1_fsm_proto_init() }
@@ -2861,7 +2997,7 @@ func file_hsmfsm_v1_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsmfsm_v1_fsm_proto_rawDesc), len(file_hsmfsm_v1_fsm_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
