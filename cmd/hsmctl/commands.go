@@ -69,20 +69,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(fs.Output(), "hsmctl %s: %s\n\nFlags:\n", cmd.name, cmd.summary)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return 0
+	// Flags may come after positional arguments ("clock advance 30d --dir D"):
+	// parse, set the next positional aside, and go on.
+	var positional []string
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(stdout)
+				fs.Usage()
+				return 0
+			}
+			return 2
 		}
-		return 2
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		rest = fs.Args()[1:]
 	}
 	if *output != "text" && *output != "json" {
 		fmt.Fprintf(stderr, "hsmctl %s: --output must be text or json\n", cmd.name)
 		return 2
 	}
 	e := &env{stdout: stdout, stderr: stderr, json: *output == "json"}
-	if err := cmd.run(ctx, e, opts, fs.Args()); err != nil {
+	if err := cmd.run(ctx, e, opts, positional); err != nil {
 		if e.json {
 			json.NewEncoder(stdout).Encode(map[string]string{"error": err.Error()})
 		}

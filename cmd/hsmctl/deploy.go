@@ -88,6 +88,8 @@ type upOpts struct {
 	hsmsPerAZ *int
 	detach    *bool
 	bare      *bool
+	noKMS     *bool
+	auth      *string
 }
 
 func upFlags(fs *flag.FlagSet) any {
@@ -96,12 +98,15 @@ func upFlags(fs *flag.FlagSet) any {
 		azs:       fs.Int("azs", 3, "availability zones (1 to 3)"),
 		hsmsPerAZ: fs.Int("hsms-per-az", 1, "HSMs in each availability zone"),
 		detach:    fs.Bool("detach", false, "return once the deployment is ready, leaving it running"),
-		bare:      fs.Bool("bare", false, "start no cluster: only the deployment's PKI and state, to build the rest by hand"),
+		bare:      fs.Bool("bare", false, "start only the KMS endpoint and its fleet: build the customer cluster and key store by hand with the AWS APIs"),
+		noKMS:     fs.Bool("no-kms", false, "start only the customer HSM cluster, no KMS endpoint"),
+		auth:      fs.String("auth", "sigv4", "the endpoint's authentication: sigv4 (verify signatures) or any (accept any credentials, for suites written for other emulators)"),
 	}
 }
 
 // upResult is what hsmctl up reports.
 type upResult struct {
+	KMS            *kmsResult     `json:"kms,omitempty"`
 	Dir            string         `json:"dir"`
 	ClusterID      string         `json:"cluster_id,omitempty"`
 	Hsms           []*cluster.HSM `json:"hsms,omitempty"`
@@ -129,14 +134,30 @@ func runUp(ctx context.Context, e *env, o any, _ []string) error {
 	} else if running > 0 {
 		return fmt.Errorf("a deployment is already running in %s (%d HSMs); stop it with hsmctl down --dir %s", d.dir, running, *opts.dir)
 	}
+	if *opts.auth != "sigv4" && *opts.auth != "any" {
+		return fmt.Errorf("%w: --auth must be sigv4 or any", errUsage)
+	}
+	if *opts.bare && *opts.noKMS {
+		return fmt.Errorf("%w: --bare starts only the KMS side; it cannot be combined with --no-kms", errUsage)
+	}
 	res := &upResult{Dir: d.dir, StateFile: filepath.Join(d.dir, cluster.StateFile)}
+	var uc *upCluster
 	if !*opts.bare {
-		uc, err := d.startCluster(ctx, clusterSpec{azs: cluster.DefaultAZs[:*opts.azs], perAZ: *opts.hsmsPerAZ, dir: d.dir, cryptoUser: kmsuser})
-		if err != nil {
+		if uc, err = d.startCluster(ctx, clusterSpec{azs: cluster.DefaultAZs[:*opts.azs], perAZ: *opts.hsmsPerAZ, dir: d.dir, cryptoUser: kmsuser}); err != nil {
 			d.mgr.StopAll(context.Background())
 			return err
 		}
 		res.ClusterID, res.Hsms, res.CustomerCA, res.AdminPassword, res.KmsuserPasword = uc.ClusterID, uc.Hsms, uc.CustomerCA, uc.AdminPassword, uc.CryptoPassword
+	}
+	if !*opts.noKMS {
+		var customer, anchor, password string
+		if uc != nil {
+			customer, anchor, password = uc.ClusterID, uc.trustAnchorPEM, uc.cryptoPassword
+		}
+		if res.KMS, err = d.startKMS(ctx, *opts.auth == "any", customer, anchor, password); err != nil {
+			d.mgr.StopAll(context.Background())
+			return err
+		}
 	}
 	if err := d.mgr.Store().Update(func(st *cluster.State) error {
 		if st.Files == nil {
@@ -330,6 +351,10 @@ func randomPassword() (string, error) {
 
 func printUp(w io.Writer, res *upResult, dirFlag string, detach bool) {
 	fmt.Fprintf(w, "\nhsmsim is up in %s\n", res.Dir)
+	d := ""
+	if dirFlag != DefaultDir {
+		d = " --dir " + dirFlag
+	}
 	if res.ClusterID != "" {
 		fmt.Fprintf(w, "\nCloudHSM cluster %s (ACTIVE)\n", res.ClusterID)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -338,17 +363,29 @@ func printUp(w io.Writer, res *upResult, dirFlag string, detach bool) {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\n", h.HsmID, h.AvailabilityZone, h.Runtime.APIAddr, h.Runtime.PID)
 		}
 		tw.Flush()
-		fmt.Fprintf(w, "\nTrust anchor:      %s\nAdmin password:    %s\nkmsuser password:  %s\n", res.CustomerCA, res.AdminPassword, res.KmsuserPasword)
-		d := ""
-		if dirFlag != DefaultDir {
-			d = " --dir " + dirFlag
+		fmt.Fprintf(w, "\nTrust anchor:    %s\nAdmin password:  %s\n", res.CustomerCA, res.AdminPassword)
+	}
+	if k := res.KMS; k != nil {
+		fmt.Fprintf(w, "\nKMS endpoint:    %s (the AWS KMS and CloudHSM v2 APIs)\n", k.Endpoint)
+		if k.CustomKeyStoreID != "" {
+			fmt.Fprintf(w, "Custom key store %s, CONNECTED to %s (KMS rotated kmsuser's password on connect)\n", k.CustomKeyStoreID, res.ClusterID)
 		}
-		fmt.Fprintf(w, "\nTry:\n  hsmctl status%s\n", d)
-		fmt.Fprintf(w, "  hsmctl key generate-symmetric%s --cluster-id %s --username kmsuser --role crypto-user --password \"$(cat %s)\" --key-type aes --key-size 256 --label demo\n", d, res.ClusterID, res.KmsuserPasword)
+		fmt.Fprintf(w, "\nexport AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s AWS_DEFAULT_REGION=%s\n", k.CredentialsFile, credentialsProfile, Region)
+		if k.CustomKeyStoreID != "" {
+			e := "--endpoint-url " + k.Endpoint
+			fmt.Fprintf(w, "\nTry:\n")
+			fmt.Fprintf(w, "  KEY=$(aws %s kms create-key --origin AWS_CLOUDHSM --custom-key-store-id %s --query KeyMetadata.KeyId --output text)\n", e, k.CustomKeyStoreID)
+			fmt.Fprintf(w, "  aws %s kms encrypt --key-id $KEY --plaintext 'hello, HSM' --query CiphertextBlob --output text | base64 -d > /tmp/ct.bin\n", e)
+			fmt.Fprintf(w, "  aws %s kms decrypt --ciphertext-blob fileb:///tmp/ct.bin --query Plaintext --output text | base64 -d\n", e)
+		}
+	}
+	if res.ClusterID != "" {
+		fmt.Fprintf(w, "\nAnd the HSM side:\n  hsmctl status%s\n", d)
+		fmt.Fprintf(w, "  hsmctl key list%s --cluster-id %s --username admin --role admin --password \"$(cat %s)\"\n", d, res.ClusterID, res.AdminPassword)
 		fmt.Fprintf(w, "  hsmctl fault kill%s --hsm %s      # then: hsmctl status%s\n", d, res.Hsms[0].HsmID, d)
 	}
 	if detach {
-		fmt.Fprintf(w, "\nStop it with: hsmctl down --dir %s\n", dirFlag)
+		fmt.Fprintf(w, "\nStop it with: hsmctl down%s\n", d)
 	} else {
 		fmt.Fprintln(w, "\nRunning in the foreground; Ctrl-C stops everything. Events:")
 	}

@@ -69,7 +69,7 @@ func TestUpFaultsDown(t *testing.T) {
 	buildHsmd(t)
 	dir := filepath.Join(t.TempDir(), "dep")
 	var up upResult
-	require.NoError(t, json.Unmarshal([]byte(hsmctl(t, "up", "--detach", "--dir", dir, "--output", "json")), &up))
+	require.NoError(t, json.Unmarshal([]byte(hsmctl(t, "up", "--detach", "--no-kms", "--dir", dir, "--output", "json")), &up))
 	var pids []int
 	for _, h := range up.Hsms {
 		pids = append(pids, h.Runtime.PID)

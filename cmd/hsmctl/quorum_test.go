@@ -140,7 +140,7 @@ func TestQuorumTokenSign(t *testing.T) {
 	work := t.TempDir()
 	dir := filepath.Join(work, "dep")
 	var up upResult
-	require.NoError(t, json.Unmarshal([]byte(hsmctl(t, "up", "--detach", "--dir", dir, "--output", "json")), &up))
+	require.NoError(t, json.Unmarshal([]byte(hsmctl(t, "up", "--detach", "--no-kms", "--dir", dir, "--output", "json")), &up))
 	t.Cleanup(func() {
 		for _, h := range up.Hsms {
 			syscall.Kill(h.Runtime.PID, syscall.SIGKILL)

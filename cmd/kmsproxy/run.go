@@ -45,10 +45,16 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 		log.Error("cannot open the clock", "error", err)
 		return exitFailure
 	}
-	if cfg.Server.Services, err = buildServices(cfg); err != nil {
+	var closeServices func() error
+	if cfg.Server.Services, closeServices, err = buildServices(cfg); err != nil {
 		log.Error("cannot build the services", "error", err)
 		return exitFailure
 	}
+	defer func() {
+		if err := closeServices(); err != nil {
+			log.Error("closing the services failed", "error", err)
+		}
+	}()
 	srv, err := kmsproxy.New(cfg.Server)
 	if err != nil {
 		fmt.Fprintf(stderr, "kmsproxy: %v\n", err)

@@ -1,0 +1,654 @@
+package kms
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hsmsim/hsmsim/kmsproxy/awsjson"
+	"github.com/hsmsim/hsmsim/kmsproxy/store"
+)
+
+// Values of the key's fixed properties (only symmetric keys exist here).
+const (
+	specSymmetric    = "SYMMETRIC_DEFAULT"
+	usageEncrypt     = "ENCRYPT_DECRYPT"
+	algSymmetric     = "SYMMETRIC_DEFAULT"
+	keyManagerCustom = "CUSTOMER"
+	// maxPolicyBytes is the key policy quota (reference §2.1).
+	maxPolicyBytes = 32768
+	// maxTagsPerKey is the tag quota of a KMS key.
+	maxTagsPerKey = 50
+)
+
+// Enum values of the botocore model, for validation messages.
+var (
+	keySpecs = []string{"RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521",
+		"ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512", "SM2",
+		"ML_DSA_44", "ML_DSA_65", "ML_DSA_87", "ECC_NIST_EDWARDS25519"}
+	customerMasterKeySpecs = keySpecs[:13]
+	keyUsages              = []string{"SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"}
+	origins                = []string{"AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"}
+	encryptionAlgorithms   = []string{"SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"}
+)
+
+var keyIDRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// defaultPolicy is the key policy of a key created without one (reference §8).
+func (s *Service) defaultPolicy() string {
+	return `{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` +
+		s.cfg.Account + `:root"},"Action":"kms:*","Resource":"*"}]}`
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func notFoundKey(arn string) *awsjson.Error {
+	return newErr(excNotFound, "Key '%s' does not exist", arn)
+}
+
+func invalidKeyID(id string) *awsjson.Error {
+	return newErr(excNotFound, "Invalid keyId %s", id)
+}
+
+// resolveKey returns the key keyID names: a key id or key ARN, and when
+// aliases is true also an alias name or alias ARN (operations that accept
+// aliases: DescribeKey and the cryptographic operations).
+func (s *Service) resolveKey(tx *store.Tx, keyID string, aliases bool) (*store.Key, error) {
+	// ref is the ARN's resource ("key/<id>" or "alias/<name>"), or keyID.
+	ref, id := keyID, keyID
+	if strings.HasPrefix(keyID, "arn:") {
+		parts := strings.SplitN(keyID, ":", 6)
+		if len(parts) != 6 || parts[1] != "aws" || parts[2] != "kms" ||
+			!(strings.HasPrefix(parts[5], "key/") || strings.HasPrefix(parts[5], "alias/")) {
+			return nil, newErr(excNotFound, "Invalid arn %s", keyID)
+		}
+		if parts[3] != s.cfg.Region || parts[4] != s.cfg.Account {
+			if strings.HasPrefix(parts[5], "alias/") {
+				return nil, newErr(excNotFound, "Alias %s is not found.", keyID)
+			}
+			return nil, notFoundKey(keyID)
+		}
+		ref = parts[5]
+		id = strings.TrimPrefix(ref, "key/")
+	}
+	if name, isAlias := strings.CutPrefix(ref, "alias/"); isAlias {
+		if !aliases || name == "" {
+			return nil, invalidKeyID(keyID)
+		}
+		a, err := tx.Alias(ref)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, newErr(excNotFound, "Alias %s is not found.", s.aliasARN(ref))
+		}
+		if err != nil {
+			return nil, err
+		}
+		id = a.KeyID
+	}
+	if !keyIDRE.MatchString(id) {
+		return nil, invalidKeyID(keyID)
+	}
+	k, err := tx.Key(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFoundKey(s.keyARN(id))
+	}
+	return k, err
+}
+
+// keyInfo is a key with its custom key store and the state KMS reports.
+type keyInfo struct {
+	k     *store.Key
+	cks   *store.CustomKeyStore
+	state KeyState
+}
+
+// info loads a key's custom key store and derives its state.
+func (s *Service) info(tx *store.Tx, k *store.Key) (*keyInfo, error) {
+	ki := &keyInfo{k: k}
+	cs := store.Connected
+	if k.Origin == store.OriginAWSCloudHSM {
+		cks, err := tx.CustomKeyStore(k.CustomKeyStoreID)
+		switch {
+		case err == nil:
+			ki.cks, cs = cks, cks.ConnectionState
+		case errors.Is(err, store.ErrNotFound):
+			cs = store.Disconnected
+		default:
+			return nil, err
+		}
+	}
+	ki.state = derivedState(k.State, k.Origin == store.OriginAWSCloudHSM, cs)
+	return ki, nil
+}
+
+// lookup resolves keyID and checks op's key-state cell, in tx.
+func (s *Service) lookup(tx *store.Tx, op, keyID string, aliases bool) (*keyInfo, error) {
+	k, err := s.resolveKey(tx, keyID, aliases)
+	if err != nil {
+		return nil, err
+	}
+	ki, err := s.info(tx, k)
+	if err != nil {
+		return nil, err
+	}
+	if e := checkState(op, ki.state, k.ARN); e != nil {
+		return nil, e
+	}
+	return ki, nil
+}
+
+// viewKey runs lookup in a read-only transaction.
+func (s *Service) viewKey(op, keyID string, aliases bool) (*keyInfo, error) {
+	var ki *keyInfo
+	err := s.db.View(func(tx *store.Tx) (err error) {
+		ki, err = s.lookup(tx, op, keyID, aliases)
+		return err
+	})
+	return ki, err
+}
+
+// updateKey runs lookup and then f in one read-write transaction, and
+// writes the key back when f succeeds.
+func (s *Service) updateKey(op, keyID string, f func(tx *store.Tx, ki *keyInfo) error) (*keyInfo, error) {
+	var ki *keyInfo
+	err := s.db.Update(func(tx *store.Tx) (err error) {
+		if ki, err = s.lookup(tx, op, keyID, false); err != nil {
+			return err
+		}
+		if err := f(tx, ki); err != nil {
+			return err
+		}
+		return tx.PutKey(ki.k)
+	})
+	return ki, err
+}
+
+// keyMetadata is botocore's KeyMetadata, as far as symmetric keys fill it.
+type keyMetadata struct {
+	AWSAccountID          string             `json:"AWSAccountId"`
+	KeyID                 string             `json:"KeyId"`
+	Arn                   string             `json:"Arn"`
+	CreationDate          *awsjson.Timestamp `json:"CreationDate"`
+	Enabled               bool               `json:"Enabled"`
+	Description           string             `json:"Description"`
+	KeyUsage              string             `json:"KeyUsage"`
+	KeyState              KeyState           `json:"KeyState"`
+	DeletionDate          *awsjson.Timestamp `json:"DeletionDate,omitempty"`
+	Origin                string             `json:"Origin"`
+	CustomKeyStoreID      string             `json:"CustomKeyStoreId,omitempty"`
+	CloudHsmClusterID     string             `json:"CloudHsmClusterId,omitempty"`
+	KeyManager            string             `json:"KeyManager"`
+	CustomerMasterKeySpec string             `json:"CustomerMasterKeySpec"`
+	KeySpec               string             `json:"KeySpec"`
+	EncryptionAlgorithms  []string           `json:"EncryptionAlgorithms"`
+	MultiRegion           bool               `json:"MultiRegion"`
+	CurrentKeyMaterialID  string             `json:"CurrentKeyMaterialId,omitempty"`
+}
+
+func (s *Service) metadata(ki *keyInfo) *keyMetadata {
+	k := ki.k
+	m := &keyMetadata{
+		AWSAccountID: s.cfg.Account, KeyID: k.ID, Arn: k.ARN, CreationDate: awsjson.TimeOf(k.CreationDate),
+		Enabled: ki.state == StateEnabled, Description: k.Description, KeyUsage: k.KeyUsage, KeyState: ki.state,
+		Origin: k.Origin, KeyManager: keyManagerCustom, CustomerMasterKeySpec: k.KeySpec, KeySpec: k.KeySpec,
+		EncryptionAlgorithms: []string{algSymmetric},
+	}
+	if k.State == store.KeyPendingDeletion {
+		m.DeletionDate = awsjson.TimeOf(k.DeletionDate)
+	}
+	if k.Origin == store.OriginAWSCloudHSM {
+		m.CustomKeyStoreID, m.CloudHsmClusterID = k.CustomKeyStoreID, k.ClusterID
+		if ki.cks != nil {
+			m.CloudHsmClusterID = ki.cks.ClusterID
+		}
+	}
+	if cur, found := k.Current(); found {
+		m.CurrentKeyMaterialID = cur.KeyMaterialID
+	}
+	return m
+}
+
+// tag is botocore's Tag.
+type tag struct {
+	TagKey   *string `json:"TagKey"`
+	TagValue *string `json:"TagValue"`
+}
+
+// checkTags validates tags as the model and the service do.
+func checkTags(v *awsjson.Validator, member string, tags []tag) {
+	for i, t := range tags {
+		m := fmt.Sprintf("%s.%d.member.", member, i+1)
+		v.Required(m+"tagKey", t.TagKey != nil)
+		v.Required(m+"tagValue", t.TagValue != nil)
+		v.Length(m+"tagKey", t.TagKey, 1, 128)
+		v.Length(m+"tagValue", t.TagValue, 0, 256)
+	}
+}
+
+// mergeTags adds tags to existing (a duplicate key overwrites), keeping
+// them sorted, and enforces the reserved prefix and the quota.
+func mergeTags(existing []store.Tag, tags []tag) ([]store.Tag, error) {
+	m := make(map[string]string, len(existing)+len(tags))
+	for _, t := range existing {
+		m[t.Key] = t.Value
+	}
+	for _, t := range tags {
+		if strings.HasPrefix(*t.TagKey, "aws:") {
+			return nil, newErr(excTag, "Tag keys beginning with aws: are reserved for AWS use.")
+		}
+		m[*t.TagKey] = *t.TagValue
+	}
+	if len(m) > maxTagsPerKey {
+		return nil, newErr(excLimitExceeded, "A KMS key can have at most %d tags.", maxTagsPerKey)
+	}
+	return sortedTags(m), nil
+}
+
+func sortedTags(m map[string]string) []store.Tag {
+	out := make([]store.Tag, 0, len(m))
+	for k, v := range m {
+		out = append(out, store.Tag{Key: k, Value: v})
+	}
+	sortTags(out)
+	return out
+}
+
+func sortTags(tags []store.Tag) {
+	slices.SortFunc(tags, func(a, b store.Tag) int { return strings.Compare(a.Key, b.Key) })
+}
+
+type createKeyInput struct {
+	Policy                         *string `json:"Policy"`
+	Description                    *string `json:"Description"`
+	KeyUsage                       *string `json:"KeyUsage"`
+	CustomerMasterKeySpec          *string `json:"CustomerMasterKeySpec"`
+	KeySpec                        *string `json:"KeySpec"`
+	Origin                         *string `json:"Origin"`
+	CustomKeyStoreID               *string `json:"CustomKeyStoreId"`
+	BypassPolicyLockoutSafetyCheck *bool   `json:"BypassPolicyLockoutSafetyCheck"`
+	Tags                           []tag   `json:"Tags"`
+	MultiRegion                    *bool   `json:"MultiRegion"`
+	XksKeyID                       *string `json:"XksKeyId"`
+}
+
+type keyMetadataOutput struct {
+	KeyMetadata *keyMetadata `json:"KeyMetadata"`
+}
+
+// createKey is CreateKey: a symmetric key in the default key store (the
+// fleet) or, with Origin AWS_CLOUDHSM, in a connected custom key store.
+// The HSM key is generated first, labelled with the key's ARN; the
+// metadata is written once it exists, and the HSM key is deleted again
+// when that write fails.
+func (s *Service) createKey(ctx context.Context, r *awsjson.Request) (any, error) {
+	var in createKeyInput
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	var v awsjson.Validator
+	v.Length("Policy", in.Policy, 1, 131072)
+	v.Length("Description", in.Description, 0, 8192)
+	v.Enum("KeyUsage", in.KeyUsage, keyUsages...)
+	v.Enum("CustomerMasterKeySpec", in.CustomerMasterKeySpec, customerMasterKeySpecs...)
+	v.Enum("KeySpec", in.KeySpec, keySpecs...)
+	v.Enum("Origin", in.Origin, origins...)
+	v.Length("CustomKeyStoreId", in.CustomKeyStoreID, 1, 64)
+	v.Length("XksKeyId", in.XksKeyID, 1, 128)
+	checkTags(&v, "tags", in.Tags)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if in.KeySpec != nil && in.CustomerMasterKeySpec != nil {
+		return nil, validation("You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.")
+	}
+	spec := specSymmetric
+	if in.KeySpec != nil {
+		spec = *in.KeySpec
+	} else if in.CustomerMasterKeySpec != nil {
+		spec = *in.CustomerMasterKeySpec
+	}
+	if spec != specSymmetric {
+		return nil, newErr(excUnsupportedOperation, "KeySpec %s is not supported yet: hsmsim creates only SYMMETRIC_DEFAULT keys.", spec)
+	}
+	if u := str(in.KeyUsage); u != "" && u != usageEncrypt {
+		return nil, validation("KeyUsage %s is not compatible with KeySpec %s.", u, spec)
+	}
+	origin := store.OriginAWSKMS
+	if in.Origin != nil {
+		origin = *in.Origin
+	}
+	switch {
+	case origin == "EXTERNAL" || origin == "EXTERNAL_KEY_STORE":
+		return nil, newErr(excUnsupportedOperation, "Origin %s is not supported yet: hsmsim creates keys with Origin AWS_KMS or AWS_CLOUDHSM.", origin)
+	case in.MultiRegion != nil && *in.MultiRegion:
+		return nil, newErr(excUnsupportedOperation, "Multi-Region keys are not supported yet.")
+	case in.XksKeyID != nil:
+		return nil, newErr(excUnsupportedOperation, "XksKeyId is valid only for keys in an external key store (Origin EXTERNAL_KEY_STORE).")
+	case origin == store.OriginAWSCloudHSM && in.CustomKeyStoreID == nil:
+		return nil, validation("CustomKeyStoreId is required when Origin is AWS_CLOUDHSM.")
+	case origin != store.OriginAWSCloudHSM && in.CustomKeyStoreID != nil:
+		return nil, validation("Origin must be AWS_CLOUDHSM to create a KMS key in the custom key store %s.", *in.CustomKeyStoreID)
+	}
+	policy := s.defaultPolicy()
+	if in.Policy != nil {
+		if err := checkPolicy(*in.Policy); err != nil {
+			return nil, err
+		}
+		policy = *in.Policy
+	}
+	tags, err := mergeTags(nil, in.Tags)
+	if err != nil {
+		return nil, err
+	}
+
+	id := uuid.NewString()
+	material := make([]byte, 32)
+	rand.Read(material) // crypto/rand.Read never fails (Go 1.24+).
+	k := &store.Key{
+		ID: id, ARN: s.keyARN(id), Description: str(in.Description), State: store.KeyEnabled,
+		KeySpec: specSymmetric, KeyUsage: usageEncrypt, Origin: origin, CreationDate: s.clock.Now(),
+		Policy: policy, Tags: tags,
+	}
+	var h HSM = s.fleet
+	if origin == store.OriginAWSCloudHSM {
+		cks, sh, err := s.customStoreForKey(ctx, *in.CustomKeyStoreID)
+		if err != nil {
+			return nil, err
+		}
+		k.CustomKeyStoreID, k.ClusterID, h = cks.ID, cks.ClusterID, sh
+	}
+	hctx, cancel := s.hsmCtx(ctx)
+	defer cancel()
+	handle, err := h.GenerateKey(hctx, k.ARN, material)
+	if err != nil {
+		if origin == store.OriginAWSCloudHSM {
+			s.log.Warn("key generation in the custom key store failed", "custom_key_store_id", k.CustomKeyStoreID, "error", err)
+			return nil, newErr(excInternal, msgCannotCommunicate)
+		}
+		return nil, s.hsmErr("CreateKey", k, err)
+	}
+	k.BackingKeys = []store.BackingKey{{Version: 1, Handle: handle, KeyMaterialID: hex.EncodeToString(material)}}
+	var ki *keyInfo
+	err = s.db.Update(func(tx *store.Tx) error {
+		if k.CustomKeyStoreID != "" {
+			// The store may have been disconnected and deleted while the
+			// HSM worked: a key must never outlive its store.
+			if _, err := tx.CustomKeyStore(k.CustomKeyStoreID); err != nil {
+				return newErr(excCKSNotFound, "Custom key store %s does not exist.", k.CustomKeyStoreID)
+			}
+		}
+		if err := tx.PutKey(k); err != nil {
+			return err
+		}
+		ki, err = s.info(tx, k)
+		return err
+	})
+	if err != nil {
+		s.deleteBackingKeys(context.WithoutCancel(ctx), k)
+		return nil, err
+	}
+	s.log.Info("key created", "key_id", id, "origin", origin, "custom_key_store_id", k.CustomKeyStoreID)
+	return keyMetadataOutput{KeyMetadata: s.metadata(ki)}, nil
+}
+
+type keyIDInput struct {
+	KeyID       *string  `json:"KeyId"`
+	GrantTokens []string `json:"GrantTokens"`
+}
+
+// checkKeyID validates the KeyId member present in most requests.
+func checkKeyID(v *awsjson.Validator, member string, id *string) {
+	v.Required(member, id != nil)
+	v.Length(member, id, 1, 2048)
+}
+
+// checkGrantTokens validates each of GrantTokens (1..8192 characters);
+// grants are not implemented, so valid tokens change nothing.
+func checkGrantTokens(v *awsjson.Validator, tokens []string) {
+	for i := range tokens {
+		v.Length(fmt.Sprintf("grantTokens.%d.member", i+1), &tokens[i], 1, 8192)
+	}
+}
+
+// finish returns v's ValidationException, or the one for more than 10
+// grant tokens (a list constraint the Validator does not express).
+func finish(v *awsjson.Validator, tokens []string) error {
+	if err := v.Err(); err != nil {
+		return err
+	}
+	if len(tokens) > 10 {
+		return validation("1 validation error detected: Value at 'grantTokens' failed to satisfy constraint: Member must have length less than or equal to 10")
+	}
+	return nil
+}
+
+// describeKey is DescribeKey: any state, aliases accepted.
+func (s *Service) describeKey(_ context.Context, r *awsjson.Request) (any, error) {
+	var in keyIDInput
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	var v awsjson.Validator
+	checkKeyID(&v, "KeyId", in.KeyID)
+	checkGrantTokens(&v, in.GrantTokens)
+	if err := finish(&v, in.GrantTokens); err != nil {
+		return nil, err
+	}
+	ki, err := s.viewKey("DescribeKey", *in.KeyID, true)
+	if err != nil {
+		return nil, err
+	}
+	return keyMetadataOutput{KeyMetadata: s.metadata(ki)}, nil
+}
+
+type listInput struct {
+	Limit  *int64  `json:"Limit"`
+	Marker *string `json:"Marker"`
+}
+
+// checkList validates Limit (1..max) and Marker, and returns the limit
+// (def when unset).
+func checkList(v *awsjson.Validator, in listInput, max, def int64) int {
+	v.Range("Limit", in.Limit, 1, max)
+	v.Length("Marker", in.Marker, 1, 1024)
+	if in.Limit == nil {
+		return int(def)
+	}
+	return int(*in.Limit)
+}
+
+func invalidMarker() *awsjson.Error {
+	return newErr(excInvalidMarker, "The marker that specifies where pagination should next begin is not valid.")
+}
+
+// listErr maps a store listing error.
+func listErr(err error) error {
+	if errors.Is(err, store.ErrInvalidMarker) {
+		return invalidMarker()
+	}
+	return err
+}
+
+type keyListEntry struct {
+	KeyID  string `json:"KeyId"`
+	KeyArn string `json:"KeyArn"`
+}
+
+type listKeysOutput struct {
+	Keys       []keyListEntry `json:"Keys"`
+	NextMarker string         `json:"NextMarker,omitempty"`
+	Truncated  bool           `json:"Truncated"`
+}
+
+// listKeys is ListKeys: every key, PendingDeletion included, in creation order.
+func (s *Service) listKeys(_ context.Context, r *awsjson.Request) (any, error) {
+	var in listInput
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	var v awsjson.Validator
+	limit := checkList(&v, in, 1000, 100)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	out := listKeysOutput{Keys: []keyListEntry{}}
+	err := s.db.View(func(tx *store.Tx) error {
+		keys, next, err := tx.ListKeys(str(in.Marker), limit)
+		if err != nil {
+			return listErr(err)
+		}
+		for _, k := range keys {
+			out.Keys = append(out.Keys, keyListEntry{KeyID: k.ID, KeyArn: k.ARN})
+		}
+		out.NextMarker, out.Truncated = next, next != ""
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// keyOnlyInput is the input of the operations that take only a KeyId.
+type keyOnlyInput struct {
+	KeyID *string `json:"KeyId"`
+}
+
+func decodeKeyOnly(r *awsjson.Request) (string, error) {
+	var in keyOnlyInput
+	if err := r.Decode(&in); err != nil {
+		return "", err
+	}
+	var v awsjson.Validator
+	checkKeyID(&v, "KeyId", in.KeyID)
+	if err := v.Err(); err != nil {
+		return "", err
+	}
+	return *in.KeyID, nil
+}
+
+// enableKey is EnableKey. On an Unavailable key it succeeds and takes
+// effect when the store reconnects (the stored state changes, the
+// reported one stays Unavailable).
+func (s *Service) enableKey(_ context.Context, r *awsjson.Request) (any, error) {
+	return s.setEnabled(r, "EnableKey", store.KeyEnabled)
+}
+
+// disableKey is DisableKey.
+func (s *Service) disableKey(_ context.Context, r *awsjson.Request) (any, error) {
+	return s.setEnabled(r, "DisableKey", store.KeyDisabled)
+}
+
+func (s *Service) setEnabled(r *awsjson.Request, op string, st store.KeyState) (any, error) {
+	keyID, err := decodeKeyOnly(r)
+	if err != nil {
+		return nil, err
+	}
+	_, err = s.updateKey(op, keyID, func(_ *store.Tx, ki *keyInfo) error {
+		ki.k.State = st
+		return nil
+	})
+	return nil, err
+}
+
+type scheduleKeyDeletionInput struct {
+	KeyID               *string `json:"KeyId"`
+	PendingWindowInDays *int64  `json:"PendingWindowInDays"`
+}
+
+type scheduleKeyDeletionOutput struct {
+	KeyID               string             `json:"KeyId"`
+	DeletionDate        *awsjson.Timestamp `json:"DeletionDate"`
+	KeyState            KeyState           `json:"KeyState"`
+	PendingWindowInDays int                `json:"PendingWindowInDays"`
+}
+
+// scheduleKeyDeletion is ScheduleKeyDeletion: 7 to 30 days, default 30.
+func (s *Service) scheduleKeyDeletion(_ context.Context, r *awsjson.Request) (any, error) {
+	var in scheduleKeyDeletionInput
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	var v awsjson.Validator
+	checkKeyID(&v, "KeyId", in.KeyID)
+	v.Range("PendingWindowInDays", in.PendingWindowInDays, 7, 30)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	days := 30
+	if in.PendingWindowInDays != nil {
+		days = int(*in.PendingWindowInDays)
+	}
+	ki, err := s.updateKey("ScheduleKeyDeletion", *in.KeyID, func(_ *store.Tx, ki *keyInfo) error {
+		ki.k.State = store.KeyPendingDeletion
+		ki.k.DeletionDate = s.clock.Now().Add(time.Duration(days) * 24 * time.Hour)
+		ki.k.PendingWindowInDays = days
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("key deletion scheduled", "key_id", ki.k.ID, "deletion_date", ki.k.DeletionDate)
+	return scheduleKeyDeletionOutput{KeyID: ki.k.ARN, DeletionDate: awsjson.TimeOf(ki.k.DeletionDate),
+		KeyState: StatePendingDeletion, PendingWindowInDays: days}, nil
+}
+
+type keyIDOutput struct {
+	KeyID string `json:"KeyId"`
+}
+
+// cancelKeyDeletion is CancelKeyDeletion: the key lands in Disabled.
+func (s *Service) cancelKeyDeletion(_ context.Context, r *awsjson.Request) (any, error) {
+	keyID, err := decodeKeyOnly(r)
+	if err != nil {
+		return nil, err
+	}
+	ki, err := s.updateKey("CancelKeyDeletion", keyID, func(_ *store.Tx, ki *keyInfo) error {
+		ki.k.State, ki.k.DeletionDate, ki.k.PendingWindowInDays = store.KeyDisabled, time.Time{}, 0
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return keyIDOutput{KeyID: ki.k.ARN}, nil
+}
+
+type updateKeyDescriptionInput struct {
+	KeyID       *string `json:"KeyId"`
+	Description *string `json:"Description"`
+}
+
+// updateKeyDescription is UpdateKeyDescription.
+func (s *Service) updateKeyDescription(_ context.Context, r *awsjson.Request) (any, error) {
+	var in updateKeyDescriptionInput
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	var v awsjson.Validator
+	checkKeyID(&v, "KeyId", in.KeyID)
+	v.Required("Description", in.Description != nil)
+	v.Length("Description", in.Description, 0, 8192)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	_, err := s.updateKey("UpdateKeyDescription", *in.KeyID, func(_ *store.Tx, ki *keyInfo) error {
+		ki.k.Description = *in.Description
+		return nil
+	})
+	return nil, err
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

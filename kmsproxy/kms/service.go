@@ -1,0 +1,372 @@
+package kms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/hsmsim/hsmsim/cluster"
+	"github.com/hsmsim/hsmsim/cluster/client"
+	"github.com/hsmsim/hsmsim/kmsproxy/awsjson"
+	"github.com/hsmsim/hsmsim/kmsproxy/clock"
+	"github.com/hsmsim/hsmsim/kmsproxy/store"
+)
+
+// Defaults for Config's zero values.
+const (
+	// DefaultSweepInterval is how often the sweeper looks for keys whose
+	// deletion date has passed.
+	DefaultSweepInterval = 10 * time.Second
+	// DefaultHSMTimeout bounds each request's HSM work.
+	DefaultHSMTimeout = 10 * time.Second
+	// DefaultReconnectInterval is the pause between two attempts to
+	// reconnect a store recorded CONNECTED, after a restart.
+	DefaultReconnectInterval = 2 * time.Second
+)
+
+// FleetConfig names the KMS fleet: an ACTIVE cluster of the deployment
+// whose crypto user KMS owns. Default-store keys and the internal key
+// that seals kmsuser passwords live there.
+type FleetConfig struct {
+	ClusterID string
+	Username  string
+	Password  string
+}
+
+// Config configures a Service.
+type Config struct {
+	// DBPath is the metadata store's file.
+	DBPath string
+	// Account (12 digits) and Region make the ARNs.
+	Account, Region string
+	// Clock is the simulated time (default: real time).
+	Clock *clock.Clock
+	// Manager is the CloudHSM control plane: its records describe the
+	// fleet and the customers' clusters.
+	Manager *cluster.Manager
+	Fleet   FleetConfig
+	Logger  hclog.Logger
+	// SweepInterval, HSMTimeout and ReconnectInterval default to the
+	// Default* constants.
+	SweepInterval     time.Duration
+	HSMTimeout        time.Duration
+	ReconnectInterval time.Duration
+	// ClientConfig, when set, is the base of every cluster/client
+	// configuration (retry and health intervals); endpoints, trust and
+	// credentials are filled in.
+	ClientConfig client.Config
+}
+
+var (
+	accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+	regionRE  = regexp.MustCompile(`^([a-z]+-){2,3}\d+$`)
+)
+
+// Validate reports the first problem of c.
+func (c *Config) Validate() error {
+	switch {
+	case c.DBPath == "":
+		return errors.New("kms: DBPath is required")
+	case !accountRE.MatchString(c.Account):
+		return fmt.Errorf("kms: Account %q is not a 12-digit account id", c.Account)
+	case !regionRE.MatchString(c.Region):
+		return fmt.Errorf("kms: Region %q is not a region name", c.Region)
+	case c.Manager == nil:
+		return errors.New("kms: Manager is required")
+	case c.Fleet.ClusterID == "" || c.Fleet.Username == "" || c.Fleet.Password == "":
+		return errors.New("kms: Fleet needs ClusterID, Username and Password")
+	case c.SweepInterval < 0 || c.HSMTimeout < 0 || c.ReconnectInterval < 0:
+		return errors.New("kms: intervals must not be negative")
+	}
+	return nil
+}
+
+// Service is the KMS API for symmetric keys in the default key store and
+// in CloudHSM custom key stores. It is safe for concurrent use.
+type Service struct {
+	cfg   Config
+	log   hclog.Logger
+	db    *store.Store
+	clock *clock.Clock
+	mgr   *cluster.Manager
+	fleet *clientHSM
+	mux   *awsjson.Mux
+
+	// ctx ends with Close; wg counts the background goroutines.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// sealMu guards sealHandle, the fleet's internal key (0: not found yet).
+	sealMu     sync.Mutex
+	sealHandle uint64
+
+	// mu guards conns and closed, and orders connection changes against
+	// the store records' connection states: both change under it.
+	mu     sync.Mutex
+	conns  map[string]*storeConn
+	closed bool
+}
+
+// New opens the store, logs in to the fleet and starts the sweeper and
+// the reconnection of the custom key stores recorded CONNECTED.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = DefaultSweepInterval
+	}
+	if cfg.HSMTimeout == 0 {
+		cfg.HSMTimeout = DefaultHSMTimeout
+	}
+	if cfg.ReconnectInterval == 0 {
+		cfg.ReconnectInterval = DefaultReconnectInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock, _ = clock.New("")
+	}
+	if cfg.ClientConfig.Logger == nil {
+		cfg.ClientConfig.Logger = cfg.Logger
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger.Named("kms"), clock: cfg.Clock, mgr: cfg.Manager, conns: map[string]*storeConn{}}
+	s.mux = s.newMux()
+
+	fc, err := cfg.Manager.Cluster(cfg.Fleet.ClusterID)
+	if err != nil {
+		return nil, fmt.Errorf("kms: fleet: %w", err)
+	}
+	if !clusterActive(fc) {
+		return nil, fmt.Errorf("kms: fleet cluster %s is %s, not ACTIVE", fc.ClusterID, fc.State)
+	}
+	if s.fleet, err = dialHSM(ctx, fc, cfg.Fleet.Username, cfg.Fleet.Password, cfg.ClientConfig); err != nil {
+		return nil, fmt.Errorf("kms: log in to the fleet %s: %w", fc.ClusterID, err)
+	}
+	if s.db, err = store.Open(cfg.DBPath); err != nil {
+		s.fleet.close()
+		return nil, fmt.Errorf("kms: %w", err)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.resumeConnections(); err != nil {
+		s.cancel()
+		s.db.Close()
+		s.fleet.close()
+		return nil, err
+	}
+	s.wg.Add(1)
+	go s.sweeper()
+	s.log.Info("started", "fleet", fc.ClusterID, "db", cfg.DBPath)
+	return s, nil
+}
+
+// Mux returns the KMS operations this Service serves; every call returns
+// the same Mux.
+func (s *Service) Mux() *awsjson.Mux { return s.mux }
+
+// newMux registers the operations.
+func (s *Service) newMux() *awsjson.Mux {
+	m := awsjson.NewMux(awsjson.KMS)
+	for op, h := range map[string]awsjson.Handler{
+		"CreateKey": s.createKey, "DescribeKey": s.describeKey, "ListKeys": s.listKeys,
+		"EnableKey": s.enableKey, "DisableKey": s.disableKey,
+		"ScheduleKeyDeletion": s.scheduleKeyDeletion, "CancelKeyDeletion": s.cancelKeyDeletion,
+		"UpdateKeyDescription": s.updateKeyDescription,
+		"Encrypt":              s.encrypt, "Decrypt": s.decrypt, "ReEncrypt": s.reEncrypt,
+		"GenerateDataKey": s.generateDataKey, "GenerateDataKeyWithoutPlaintext": s.generateDataKeyWithoutPlaintext,
+		"GenerateRandom": s.generateRandom,
+		"CreateAlias":    s.createAlias, "UpdateAlias": s.updateAlias, "DeleteAlias": s.deleteAlias, "ListAliases": s.listAliases,
+		"TagResource": s.tagResource, "UntagResource": s.untagResource, "ListResourceTags": s.listResourceTags,
+		"GetKeyPolicy": s.getKeyPolicy, "ListKeyPolicies": s.listKeyPolicies,
+		"CreateCustomKeyStore": s.createCustomKeyStore, "DescribeCustomKeyStores": s.describeCustomKeyStores,
+		"ConnectCustomKeyStore": s.connectCustomKeyStore, "DisconnectCustomKeyStore": s.disconnectCustomKeyStore,
+		"UpdateCustomKeyStore": s.updateCustomKeyStore, "DeleteCustomKeyStore": s.deleteCustomKeyStore,
+	} {
+		m.Handle(op, h)
+	}
+	return m
+}
+
+// Close stops the background work, closes every HSM client and the store.
+// Requests must have stopped: the Service serves none after Close.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	s.mu.Lock()
+	conns := s.conns
+	s.conns = map[string]*storeConn{}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.stop()
+	}
+	s.fleet.close()
+	return s.db.Close()
+}
+
+// Reset deletes every KMS key, alias and custom key store record, and
+// disconnects the stores. The keys' HSM keys are deleted best effort.
+func (s *Service) Reset(ctx context.Context) error {
+	var keys []*store.Key
+	if err := s.db.View(func(tx *store.Tx) (err error) {
+		keys, err = tx.Keys()
+		return err
+	}); err != nil {
+		return fmt.Errorf("kms: reset: %w", err)
+	}
+	for _, k := range keys {
+		s.deleteBackingKeys(ctx, k)
+	}
+	s.mu.Lock()
+	err := s.db.Reset()
+	conns := s.conns
+	s.conns = map[string]*storeConn{}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.stop()
+	}
+	if err != nil {
+		return fmt.Errorf("kms: reset: %w", err)
+	}
+	s.log.Info("reset", "keys", len(keys))
+	return nil
+}
+
+// sweeper runs Sweep every SweepInterval until Close.
+func (s *Service) sweeper() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := s.Sweep(s.ctx); err != nil && s.ctx.Err() == nil {
+			s.log.Warn("sweep failed", "error", err)
+		}
+	}
+}
+
+// Sweep deletes the keys whose deletion date has passed, as AWS does:
+// the metadata (and the keys' aliases) first, in one transaction, then a
+// best-effort delete of each backing HSM key; a key whose HSM key could
+// not be deleted is logged, its material orphaned in the cluster. It
+// returns how many keys it deleted.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	now := s.clock.Now()
+	var deleted []*store.Key
+	err := s.db.Update(func(tx *store.Tx) error {
+		deleted = nil
+		keys, err := tx.Keys()
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if k.State == store.KeyPendingDeletion && !k.DeletionDate.After(now) {
+				if err := tx.DeleteKey(k.ID); err != nil {
+					return err
+				}
+				deleted = append(deleted, k)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("kms: sweep: %w", err)
+	}
+	for _, k := range deleted {
+		s.log.Info("key deleted", "key_id", k.ID, "deletion_date", k.DeletionDate)
+		s.deleteBackingKeys(ctx, k)
+	}
+	return len(deleted), nil
+}
+
+// deleteBackingKeys deletes a key's HSM keys, best effort.
+func (s *Service) deleteBackingKeys(ctx context.Context, k *store.Key) {
+	h, aerr := s.hsmFor(k)
+	for _, b := range k.BackingKeys {
+		if aerr != nil {
+			s.log.Warn("backing key not deleted: its cluster is not reachable", "key_id", k.ID, "handle", b.Handle, "custom_key_store_id", k.CustomKeyStoreID)
+			continue
+		}
+		hctx, cancel := context.WithTimeout(ctx, s.cfg.HSMTimeout)
+		err := h.DeleteKey(hctx, b.Handle)
+		cancel()
+		if err != nil && !errors.Is(err, ErrHSMKeyNotFound) {
+			s.log.Warn("backing key not deleted", "key_id", k.ID, "handle", b.Handle, "error", err)
+		}
+	}
+}
+
+// hsmFor returns the HSM that holds a key's material: the fleet, or its
+// custom key store's cluster while connected.
+func (s *Service) hsmFor(k *store.Key) (HSM, *awsjson.Error) {
+	if k.Origin != store.OriginAWSCloudHSM {
+		return s.fleet, nil
+	}
+	if h := s.storeHSM(k.CustomKeyStoreID); h != nil {
+		return h, nil
+	}
+	return nil, newErr(excInvalidState, msgCannotCommunicate)
+}
+
+// storeHSM returns a connected store's HSM, or nil.
+func (s *Service) storeHSM(id string) *clientHSM {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.conns[id]; c != nil {
+		return c.hsm
+	}
+	return nil
+}
+
+// hsmErr maps an HSM failure during a request on key k to the exception
+// KMS returns. Custom key stores: every failure is KMSInvalidStateException
+// (reference §4.4), except a failed authentication, which is the
+// ciphertext's fault. Default store: unreachable is
+// DependencyTimeoutException, anything else KMSInternalException.
+func (s *Service) hsmErr(op string, k *store.Key, err error) error {
+	if errors.Is(err, ErrHSMDecrypt) {
+		return newErr(excInvalidCiphertext, msgInvalidCiphertext)
+	}
+	s.log.Warn("hsm operation failed", "operation", op, "key_id", k.ID, "custom_key_store_id", k.CustomKeyStoreID, "error", err)
+	if k.Origin == store.OriginAWSCloudHSM {
+		if errors.Is(err, ErrHSMKeyNotFound) {
+			return newErr(excInvalidState, "The backing key of %s is not in the CloudHSM cluster associated with custom key store %s.", k.ARN, k.CustomKeyStoreID)
+		}
+		return newErr(excInvalidState, msgCannotCommunicate)
+	}
+	if errors.Is(err, ErrHSMUnavailable) {
+		return newErr(excDependencyTimeout, "The system timed out while trying to fulfill the request. You can retry the request.")
+	}
+	return internalErr()
+}
+
+// hsmCtx bounds a request's HSM work.
+func (s *Service) hsmCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.HSMTimeout)
+}
+
+// keyARN and aliasARN build ARNs in the Service's account and region.
+func (s *Service) keyARN(id string) string {
+	return fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", s.cfg.Region, s.cfg.Account, id)
+}
+
+func (s *Service) aliasARN(name string) string {
+	return fmt.Sprintf("arn:aws:kms:%s:%s:%s", s.cfg.Region, s.cfg.Account, name)
+}

@@ -1,0 +1,20 @@
+// Package store is the KMS endpoint's durable metadata: KMS keys (state,
+// spec, usage, origin, the HSM handles of their backing keys per material
+// version, deletion date, policy, tags), aliases and custom key stores, as
+// JSON records keyed by id in one bbolt file.
+//
+// It holds no key material and no password in the clear: a key names its
+// HSM keys by handle, and a custom key store keeps kmsuser's password
+// sealed by the KMS fleet (package kms seals it before it gets here).
+//
+// Every write is one bbolt transaction, committed and fsynced before
+// Update returns, so that what the endpoint acknowledged survives a crash.
+// Callers check their invariants (an alias name is unique, a key store
+// has no keys) and write in the same transaction, so that two concurrent
+// requests cannot both pass a check.
+//
+// Listings are in creation order, then id, through index buckets keyed
+// by the big-endian creation time: no counter to keep, and a marker (the
+// hex of the next index key) stays valid when records before or after it
+// change. Aliases list by name.
+package store

@@ -1,0 +1,136 @@
+package store
+
+import "time"
+
+// KeyState is a KMS key's state as the user set it. The state KMS reports
+// is derived from it (a key of a custom key store that is not connected is
+// Unavailable); package kms derives it.
+type KeyState string
+
+// Stored key states (reference §3). Unavailable, Creating, Updating and
+// PendingReplicaDeletion are never stored.
+const (
+	KeyEnabled         KeyState = "Enabled"
+	KeyDisabled        KeyState = "Disabled"
+	KeyPendingDeletion KeyState = "PendingDeletion"
+	KeyPendingImport   KeyState = "PendingImport"
+)
+
+// Key origins (botocore OriginType).
+const (
+	OriginAWSKMS      = "AWS_KMS"
+	OriginAWSCloudHSM = "AWS_CLOUDHSM"
+)
+
+// Key is one KMS key's metadata. It holds no key material: the material
+// lives in an HSM, named by the backing keys' handles.
+type Key struct {
+	// ID is the key id, a UUID.
+	ID string `json:"id"`
+	// ARN is arn:aws:kms:<region>:<account>:key/<id>.
+	ARN         string   `json:"arn"`
+	Description string   `json:"description"`
+	State       KeyState `json:"state"`
+	// KeySpec is SYMMETRIC_DEFAULT; KeyUsage ENCRYPT_DECRYPT.
+	KeySpec  string `json:"key_spec"`
+	KeyUsage string `json:"key_usage"`
+	// Origin is AWS_KMS (the default key store, backed by the KMS fleet)
+	// or AWS_CLOUDHSM (a custom key store).
+	Origin string `json:"origin"`
+	// CustomKeyStoreID and ClusterID are set for AWS_CLOUDHSM keys.
+	CustomKeyStoreID string    `json:"custom_key_store_id,omitempty"`
+	ClusterID        string    `json:"cluster_id,omitempty"`
+	CreationDate     time.Time `json:"creation_date"`
+	// DeletionDate and PendingWindowInDays are set while PendingDeletion.
+	DeletionDate        time.Time `json:"deletion_date,omitzero"`
+	PendingWindowInDays int       `json:"pending_window_in_days,omitempty"`
+	// BackingKeys are the HSM keys that hold the key's material, one per
+	// material version, oldest first; the last is current.
+	BackingKeys []BackingKey `json:"backing_keys"`
+	// Policy is the key policy document (JSON text).
+	Policy string `json:"policy"`
+	// Tags are sorted by key.
+	Tags []Tag `json:"tags,omitempty"`
+}
+
+// BackingKey is one version of a key's material: an HSM key.
+type BackingKey struct {
+	// Version is the material version that ciphertext blobs name.
+	Version uint32 `json:"version"`
+	// Handle is the HSM key's handle in its cluster.
+	Handle uint64 `json:"handle"`
+	// KeyMaterialID is 64 lower-case hex digits (KMS's KeyMaterialId); it
+	// is also the HSM key's id attribute.
+	KeyMaterialID string `json:"key_material_id"`
+}
+
+// Current returns the key's current backing key (the last), and false
+// when it has none.
+func (k *Key) Current() (BackingKey, bool) {
+	if len(k.BackingKeys) == 0 {
+		return BackingKey{}, false
+	}
+	return k.BackingKeys[len(k.BackingKeys)-1], true
+}
+
+// Backing returns the backing key of a material version.
+func (k *Key) Backing(version uint32) (BackingKey, bool) {
+	for _, b := range k.BackingKeys {
+		if b.Version == version {
+			return b, true
+		}
+	}
+	return BackingKey{}, false
+}
+
+// Tag is a resource tag.
+type Tag struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Alias names a key.
+type Alias struct {
+	// Name is "alias/...".
+	Name            string    `json:"name"`
+	KeyID           string    `json:"key_id"`
+	CreationDate    time.Time `json:"creation_date"`
+	LastUpdatedDate time.Time `json:"last_updated_date"`
+}
+
+// ConnectionState is a custom key store's connection state (botocore
+// ConnectionStateType).
+type ConnectionState string
+
+// Connection states (reference §4.2).
+const (
+	Connected     ConnectionState = "CONNECTED"
+	Connecting    ConnectionState = "CONNECTING"
+	Failed        ConnectionState = "FAILED"
+	Disconnected  ConnectionState = "DISCONNECTED"
+	Disconnecting ConnectionState = "DISCONNECTING"
+)
+
+// CustomKeyStore is a CloudHSM key store: a binding of KMS to one cluster
+// (and its backup lineage) through the cluster's kmsuser crypto user.
+type CustomKeyStore struct {
+	// ID is "cks-" and 17 hex digits.
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	ClusterID string `json:"cluster_id"`
+	// CertificateID is the cluster certificate's common name, which names
+	// the cluster's backup lineage.
+	CertificateID string `json:"certificate_id"`
+	// TrustAnchor is the cluster's trust anchor certificate (PEM).
+	TrustAnchor         string          `json:"trust_anchor"`
+	ConnectionState     ConnectionState `json:"connection_state"`
+	ConnectionErrorCode string          `json:"connection_error_code,omitempty"`
+	CreationDate        time.Time       `json:"creation_date"`
+	// SealedPassword is kmsuser's password, sealed by the KMS fleet; never
+	// the password itself.
+	SealedPassword []byte `json:"sealed_password"`
+	// SealedPendingPassword, when set, is a password KMS is changing
+	// kmsuser's to: if the change happened but was not recorded, the next
+	// connection finds it here.
+	SealedPendingPassword []byte `json:"sealed_pending_password,omitempty"`
+}
