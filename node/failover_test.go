@@ -276,3 +276,31 @@ func TestFaultsPartitionElectsNewLeader(t *testing.T) {
 	c.WaitConverged()
 	requireKeys(t, minority, acked)
 }
+
+// Status reports each peer's health: a killed follower becomes unreachable
+// in the leader's view, and ok again once it is back.
+func TestStatusPeerHealth(t *testing.T) {
+	c := nodetest.New(t, 3)
+	leader := c.Leader()
+	victim := c.Followers()[0]
+	healthOf := func(id string) string {
+		for _, p := range leader.Status().GetPeers() {
+			if p.GetNodeId() == id {
+				return p.GetHealth()
+			}
+		}
+		return ""
+	}
+	require.Equal(t, "self", healthOf(leader.ID()))
+	require.Equal(t, "ok", healthOf(victim.ID()))
+	c.Stop(victim.Index)
+	require.Eventually(t, func() bool { return healthOf(victim.ID()) == "unreachable" }, 10*time.Second, 20*time.Millisecond)
+	c.Restart(victim.Index)
+	require.Eventually(t, func() bool { return healthOf(victim.ID()) == "ok" }, 10*time.Second, 20*time.Millisecond)
+	// A follower sees the leader.
+	for _, p := range c.Followers()[0].Status().GetPeers() {
+		if p.GetNodeId() == leader.ID() {
+			require.Equal(t, "ok", p.GetHealth())
+		}
+	}
+}

@@ -56,6 +56,7 @@ type Node struct {
 	faults   *transport.Faults
 	sessions *sessionTable
 	peers    *peerPool
+	health   *peerHealth
 
 	deviceKey []byte
 
@@ -68,13 +69,15 @@ type Node struct {
 	metricsSrv *http.Server
 
 	// mu guards the fields below, which change at initialization and join.
-	mu       sync.Mutex
-	raft     *raft.Raft
-	raftNet  *raft.NetworkTransport
-	store    *raftboltdb.BoltStore
-	csrKey   *ecdsa.PrivateKey
-	csrPEM   string
-	initDone bool
+	mu sync.Mutex
+	// stopObserving ends the peer health observer.
+	stopObserving func()
+	raft          *raft.Raft
+	raftNet       *raft.NetworkTransport
+	store         *raftboltdb.BoltStore
+	csrKey        *ecdsa.PrivateKey
+	csrPEM        string
+	initDone      bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -103,6 +106,7 @@ func New(cfg Config) (*Node, error) {
 		sessions: newSessionTable(cfg.MaxSessions),
 	}
 	n.peers = newPeerPool(n)
+	n.health = newPeerHealth()
 	return n, nil
 }
 
@@ -206,6 +210,7 @@ func (n *Node) Close(ctx context.Context) error {
 	var errs []error
 	n.mu.Lock()
 	if n.raft != nil {
+		n.stopObserving()
 		errs = append(errs, n.raft.Shutdown().Error())
 		errs = append(errs, n.raftNet.Close())
 		errs = append(errs, n.store.Close())
@@ -386,6 +391,7 @@ func (n *Node) startRaft(bootstrap bool) error {
 		}
 	}
 	n.raft, n.raftNet, n.store = r, netw, store
+	n.stopObserving = n.health.observe(r)
 	return nil
 }
 

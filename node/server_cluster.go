@@ -79,6 +79,7 @@ func (n *Node) Status() *hsmv1.GetStatusResponse {
 				NodeId: string(srv.ID), RaftAddress: string(srv.Address), Voter: srv.Suffrage == raft.Voter,
 				Leader: srv.ID == leaderID, Blocked: n.faults.Blocked(string(srv.Address)),
 			}
+			p.Health = n.health.of(r, raft.ServerID(n.cfg.NodeID), srv.ID, p.Blocked, n.cfg.HeartbeatTimeout)
 			if m, ok := members[string(srv.ID)]; ok {
 				p.Az, p.ApiAddress = m.GetAz(), m.GetApiAddress()
 			}

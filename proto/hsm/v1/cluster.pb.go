@@ -68,7 +68,12 @@ type PeerStatus struct {
 	Voter       bool                   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
 	Leader      bool                   `protobuf:"varint,6,opt,name=leader,proto3" json:"leader,omitempty"`
 	// blocked is true when this HSM's transport blocks the peer (a fault).
-	Blocked       bool `protobuf:"varint,7,opt,name=blocked,proto3" json:"blocked,omitempty"`
+	Blocked bool `protobuf:"varint,7,opt,name=blocked,proto3" json:"blocked,omitempty"`
+	// health is "ok", "unreachable" (the leader's heartbeats to it fail, or,
+	// seen from a follower, the leader has not been heard from for two
+	// heartbeat timeouts), "blocked" (a fault), "self" or "unknown" (a
+	// follower cannot see other followers).
+	Health        string `protobuf:"bytes,8,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -150,6 +155,13 @@ func (x *PeerStatus) GetBlocked() bool {
 		return x.Blocked
 	}
 	return false
+}
+
+func (x *PeerStatus) GetHealth() string {
+	if x != nil {
+		return x.Health
+	}
+	return ""
 }
 
 // GetStatusResponse describes the HSM.
@@ -1257,7 +1269,7 @@ var File_hsm_v1_cluster_proto protoreflect.FileDescriptor
 const file_hsm_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\x14hsm/v1/cluster.proto\x12\x06hsm.v1\"\x12\n" +
-	"\x10GetStatusRequest\"\xc1\x01\n" +
+	"\x10GetStatusRequest\"\xd9\x01\n" +
 	"\n" +
 	"PeerStatus\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x0e\n" +
@@ -1267,7 +1279,8 @@ const file_hsm_v1_cluster_proto_rawDesc = "" +
 	"apiAddress\x12\x14\n" +
 	"\x05voter\x18\x05 \x01(\bR\x05voter\x12\x16\n" +
 	"\x06leader\x18\x06 \x01(\bR\x06leader\x12\x18\n" +
-	"\ablocked\x18\a \x01(\bR\ablocked\"\x90\x04\n" +
+	"\ablocked\x18\a \x01(\bR\ablocked\x12\x16\n" +
+	"\x06health\x18\b \x01(\tR\x06health\"\x90\x04\n" +
 	"\x11GetStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x0e\n" +
 	"\x02az\x18\x02 \x01(\tR\x02az\x12\x1d\n" +
