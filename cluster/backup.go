@@ -50,11 +50,19 @@ func (m *Manager) CreateBackup(ctx context.Context, clusterID, trigger string) (
 		return nil, err
 	}
 	m.log.Info("backup created", "cluster_id", clusterID, "backup_id", b.BackupID, "trigger", trigger)
+	if _, err := m.ExpireBackups(m.now()); err != nil {
+		m.log.Warn("applying backup retention failed", "error", err)
+	}
 	return b, nil
 }
 
-// Backups lists backups, optionally of one cluster.
+// Backups lists backups, optionally of one cluster, after applying the
+// retention policy (the control plane has no timer of its own: retention
+// is applied whenever backups are listed or taken).
 func (m *Manager) Backups(clusterID string) ([]*Backup, error) {
+	if _, err := m.ExpireBackups(m.now()); err != nil {
+		return nil, err
+	}
 	st, err := m.store.Load()
 	if err != nil {
 		return nil, err
