@@ -337,7 +337,13 @@ func (n *Node) createKey(ctx context.Context, sess *session, attrs, pub *hsmv1.K
 	}
 	k, ok := n.db.Key(res.GetHandle())
 	if !ok {
-		return nil, nil, fmt.Errorf("node: created key %d not found", res.GetHandle())
+		// A retry answered from the request table, for a key deleted since:
+		// report what was created.
+		attrs.Handle, attrs.Owner = res.GetHandle(), sess.user
+		if pub != nil {
+			pub.Handle, pub.Owner, pub.PairHandle, attrs.PairHandle = res.GetPublicHandle(), sess.user, res.GetHandle(), res.GetPublicHandle()
+		}
+		return attrs, pub, nil
 	}
 	n.log.Info("key created", "actor", sess.user, "handle", res.GetHandle())
 	if pub == nil {
@@ -345,7 +351,10 @@ func (n *Node) createKey(ctx context.Context, sess *session, attrs, pub *hsmv1.K
 	}
 	p, ok := n.db.Key(res.GetPublicHandle())
 	if !ok {
-		return nil, nil, fmt.Errorf("node: created key %d not found", res.GetPublicHandle())
+		// The public half was deleted since (a retry answered from the
+		// request table): report what was created.
+		pub.Handle, pub.Owner, pub.PairHandle = res.GetPublicHandle(), sess.user, res.GetHandle()
+		return k.Attributes, pub, nil
 	}
 	return k.Attributes, p.Attributes, nil
 }
@@ -391,7 +400,16 @@ func (s *hsmServer) FindKeys(ctx context.Context, req *hsmv1.FindKeysRequest) (*
 	if sess.role == hsmv1.Role_ROLE_CRYPTO_USER {
 		f.UsableBy = sess.user
 	}
-	return &hsmv1.FindKeysResponse{Keys: s.n.db.FindKeys(f)}, nil
+	keys := s.n.db.FindKeys(f)
+	s.n.readIndexHeader(ctx)
+	return &hsmv1.FindKeysResponse{Keys: keys}, nil
+}
+
+// readIndexHeader tells the client the index of the state a read saw (an
+// upper bound: the replica's applied index, taken after the read), so that
+// its next request, on any HSM, sees at least as much.
+func (n *Node) readIndexHeader(ctx context.Context) {
+	_ = grpc.SetHeader(ctx, metadata.Pairs(MetadataIndex, strconv.FormatUint(n.db.AppliedIndex(), 10)))
 }
 
 // visibleKey returns a key the session may see: any key for an admin, the
@@ -437,6 +455,7 @@ func (s *hsmServer) GetAttributes(ctx context.Context, req *hsmv1.GetAttributesR
 		return nil, toStatus(err)
 	}
 	k, err := s.n.visibleKey(sess, req.GetHandle())
+	s.n.readIndexHeader(ctx)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/hsmsim/hsmsim/cluster"
+	"github.com/hsmsim/hsmsim/cluster/bringup"
 	"github.com/hsmsim/hsmsim/cluster/client"
 	"github.com/hsmsim/hsmsim/cluster/local"
 	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
@@ -141,18 +141,19 @@ func runUp(ctx context.Context, e *env, o any, _ []string) error {
 		return fmt.Errorf("%w: --bare starts only the KMS side; it cannot be combined with --no-kms", errUsage)
 	}
 	res := &upResult{Dir: d.dir, StateFile: filepath.Join(d.dir, cluster.StateFile)}
-	var uc *upCluster
+	var uc *bringup.Result
 	if !*opts.bare {
-		if uc, err = d.startCluster(ctx, clusterSpec{azs: cluster.DefaultAZs[:*opts.azs], perAZ: *opts.hsmsPerAZ, dir: d.dir, cryptoUser: kmsuser}); err != nil {
+		if uc, err = bringup.Cluster(ctx, d.mgr, bringup.Spec{AZs: cluster.DefaultAZs[:*opts.azs], PerAZ: *opts.hsmsPerAZ,
+			Dir: d.dir, CryptoUser: kmsuser, Logger: d.log}); err != nil {
 			d.mgr.StopAll(context.Background())
 			return err
 		}
-		res.ClusterID, res.Hsms, res.CustomerCA, res.AdminPassword, res.KmsuserPasword = uc.ClusterID, uc.Hsms, uc.CustomerCA, uc.AdminPassword, uc.CryptoPassword
+		res.ClusterID, res.Hsms, res.CustomerCA, res.AdminPassword, res.KmsuserPasword = uc.ClusterID, uc.Hsms, uc.CustomerCAFile, uc.AdminPasswordFile, uc.CryptoPasswordFile
 	}
 	if !*opts.noKMS {
 		var customer, anchor, password string
 		if uc != nil {
-			customer, anchor, password = uc.ClusterID, uc.trustAnchorPEM, uc.cryptoPassword
+			customer, anchor, password = uc.ClusterID, uc.TrustAnchorPEM, uc.CryptoPassword
 		}
 		if res.KMS, err = d.startKMS(ctx, *opts.auth == "any", customer, anchor, password); err != nil {
 			d.mgr.StopAll(context.Background())
@@ -187,139 +188,22 @@ func runUp(ctx context.Context, e *env, o any, _ []string) error {
 	return d.mgr.StopAll(stopCtx)
 }
 
-// clusterSpec describes a cluster hsmctl up brings up.
-type clusterSpec struct {
-	azs   []string
-	perAZ int
-	tags  map[string]string
-	// dir holds the cluster's CA and password files.
-	dir string
-	// cryptoUser is the crypto user to create.
-	cryptoUser string
-}
-
-// upCluster is what bringing a cluster up produced.
-type upCluster struct {
-	ClusterID      string         `json:"cluster_id"`
-	Hsms           []*cluster.HSM `json:"hsms"`
-	CustomerCA     string         `json:"customer_ca"`
-	AdminPassword  string         `json:"admin_password_file"`
-	CryptoPassword string         `json:"crypto_user_password_file"`
-	cryptoPassword string
-	trustAnchorPEM string
-}
-
-// startCluster runs the CloudHSM workflow: create the cluster and its first
-// HSM, sign the CSR with a new customer CA, initialize, activate, add the
-// other HSMs and create the crypto user.
-func (d *deployment) startCluster(ctx context.Context, spec clusterSpec) (*upCluster, error) {
-	out := &upCluster{}
-	if err := os.MkdirAll(spec.dir, 0o700); err != nil {
-		return nil, err
-	}
-	c, err := d.mgr.CreateCluster(ctx, cluster.CreateClusterInput{AZs: spec.azs, Tags: spec.tags})
-	if err != nil {
-		return nil, err
-	}
-	out.ClusterID = c.ClusterID
-	if _, err := d.mgr.CreateHsm(ctx, c.ClusterID, spec.azs[0]); err != nil {
-		return nil, err
-	}
-	if c, err = d.mgr.Cluster(c.ClusterID); err != nil {
-		return nil, err
-	}
-	ca, err := cluster.NewCustomerCA(spec.dir)
-	if err != nil {
-		return nil, err
-	}
-	out.CustomerCA, out.trustAnchorPEM = filepath.Join(spec.dir, "customerCA.crt"), ca.CertPEM()
-	signed, err := ca.SignCSR(c.CSR)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := d.mgr.InitializeCluster(ctx, c.ClusterID, signed, ca.CertPEM()); err != nil {
-		return nil, err
-	}
-	adminPassword, err := randomPassword()
-	if err != nil {
-		return nil, err
-	}
-	if err := d.activate(ctx, c.ClusterID, adminPassword); err != nil {
-		return nil, err
-	}
-	if out.AdminPassword, err = writeSecret(spec.dir, adminPasswordFile, adminPassword); err != nil {
-		return nil, err
-	}
-	for i := 0; i < spec.perAZ; i++ {
-		for j, az := range spec.azs {
-			if i == 0 && j == 0 {
-				continue
-			}
-			if _, err := d.mgr.CreateHsm(ctx, c.ClusterID, az); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if out.cryptoPassword, err = randomPassword(); err != nil {
-		return nil, err
-	}
-	admin, err := d.hsmClient(ctx, c.ClusterID, "admin", adminPassword, hsmv1.Role_ROLE_ADMIN)
-	if err != nil {
-		return nil, err
-	}
-	defer admin.Close()
-	if _, err := hsmv1.NewHsmServiceClient(admin).CreateUser(ctx, &hsmv1.CreateUserRequest{
-		Username: spec.cryptoUser, Role: hsmv1.Role_ROLE_CRYPTO_USER, Password: out.cryptoPassword,
-	}); err != nil {
-		return nil, fmt.Errorf("create %s: %w", spec.cryptoUser, err)
-	}
-	if out.CryptoPassword, err = writeSecret(spec.dir, spec.cryptoUser+".password", out.cryptoPassword); err != nil {
-		return nil, err
-	}
-	if c, err = d.mgr.Cluster(c.ClusterID); err != nil {
-		return nil, err
-	}
-	out.Hsms = c.Hsms
-	return out, nil
-}
-
-// activate logs in as the unactivated admin and activates the cluster.
+// activate logs in as the unactivated admin, activates the cluster and
+// lets the control plane see it ACTIVE (which takes a backup).
 func (d *deployment) activate(ctx context.Context, clusterID, adminPassword string) error {
-	cl, err := d.hsmClient(ctx, clusterID, "admin", preCOPassword, hsmv1.Role_ROLE_UNACTIVATED_ADMIN)
-	if err != nil {
+	if err := bringup.Activate(ctx, d.mgr, clusterID, adminPassword, d.log); err != nil {
 		return err
 	}
-	defer cl.Close()
-	if _, err := hsmv1.NewHsmServiceClient(cl).ActivateCluster(ctx, &hsmv1.ActivateClusterRequest{AdminPassword: adminPassword}); err != nil {
-		return fmt.Errorf("activate: %w", err)
-	}
-	_, err = d.mgr.Refresh(ctx, clusterID)
+	_, err := d.mgr.Refresh(ctx, clusterID)
 	return err
 }
 
 // hsmClient logs a user in on every HSM of the cluster.
 func (d *deployment) hsmClient(ctx context.Context, clusterID, user, password string, role hsmv1.Role) (*client.Client, error) {
-	c, err := d.mgr.Cluster(clusterID)
-	if err != nil {
-		return nil, err
-	}
-	anchor, err := parsePEMCert(c.TrustAnchor)
-	if err != nil {
-		return nil, fmt.Errorf("cluster %s has no trust anchor yet: %w", clusterID, err)
-	}
-	cfg := client.Config{TrustAnchor: anchor, CertificateID: c.CertificateID, Username: user, Password: password, Role: role, Logger: d.log}
-	for _, h := range c.Hsms {
-		cfg.Endpoints = append(cfg.Endpoints, client.Endpoint{ID: h.HsmID, AZ: h.AvailabilityZone, Addr: h.Runtime.APIAddr})
-	}
-	return client.New(ctx, cfg)
+	return bringup.Login(ctx, d.mgr, clusterID, user, password, role, d.log)
 }
 
-// writeSecret writes a password file readable by its owner only.
-func writeSecret(dir, name, value string) (string, error) {
-	path := filepath.Join(dir, name)
-	return path, os.WriteFile(path, []byte(value+"\n"), 0o600)
-}
-
+// runningHsms counts the deployment's HSM processes that are alive.
 func (d *deployment) runningHsms() (int, error) {
 	st, err := d.mgr.Store().Load()
 	if err != nil {
@@ -328,25 +212,12 @@ func (d *deployment) runningHsms() (int, error) {
 	n := 0
 	for _, c := range st.Clusters {
 		for _, h := range c.Hsms {
-			if h.Runtime.PID > 0 && syscall.Kill(h.Runtime.PID, 0) == nil {
+			if d.prov.Running(h.Runtime) {
 				n++
 			}
 		}
 	}
 	return n, nil
-}
-
-// randomPassword returns 20 characters from crypto/rand.
-func randomPassword() (string, error) {
-	const alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-	b := make([]byte, 20)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b), nil
 }
 
 func printUp(w io.Writer, res *upResult, dirFlag string, detach bool) {

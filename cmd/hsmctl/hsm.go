@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -413,12 +410,4 @@ func printKeys(w io.Writer, keys []*hsmv1.KeyAttributes) {
 			strings.Join(k.GetSharedUsers(), ","), k.GetKcv(), k.GetExtractable())
 	}
 	tw.Flush()
-}
-
-func parsePEMCert(s string) (*x509.Certificate, error) {
-	block, _ := pem.Decode([]byte(s))
-	if block == nil {
-		return nil, errors.New("not a PEM certificate")
-	}
-	return x509.ParseCertificate(block.Bytes)
 }

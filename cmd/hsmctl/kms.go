@@ -16,6 +16,7 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/hsmsim/hsmsim/cluster"
+	"github.com/hsmsim/hsmsim/cluster/bringup"
 	"github.com/hsmsim/hsmsim/cluster/local"
 )
 
@@ -29,10 +30,10 @@ const (
 	credentialsProfile = "hsmsim"
 	// fleetUser is the KMS fleet's crypto user.
 	fleetUser = "kms"
-	// FleetRoleTag marks the cluster that backs the default key store.
-	FleetRoleTag = "hsmsim:role"
+	// FleetRoleTag and FleetRole mark the KMS fleet's cluster.
+	FleetRoleTag = cluster.RoleTag
 	// FleetRole is FleetRoleTag's value on the KMS fleet.
-	FleetRole = "kms-fleet"
+	FleetRole = cluster.RoleKMSFleet
 	// customKeyStoreName is the name of the store hsmctl up creates.
 	customKeyStoreName = "hsmsim-custom-key-store"
 )
@@ -51,8 +52,8 @@ type kmsResult struct {
 // and, when customerClusterID is set, creates and connects a custom key
 // store bound to that cluster with kmsuser's password.
 func (d *deployment) startKMS(ctx context.Context, anyAuth bool, customerClusterID, trustAnchorPEM, kmsuserPassword string) (*kmsResult, error) {
-	fleet, err := d.startCluster(ctx, clusterSpec{azs: cluster.DefaultAZs, perAZ: 1, dir: filepath.Join(d.dir, "kms"),
-		tags: map[string]string{FleetRoleTag: FleetRole}, cryptoUser: fleetUser})
+	fleet, err := bringup.Cluster(ctx, d.mgr, bringup.Spec{AZs: cluster.DefaultAZs, PerAZ: 1, Dir: filepath.Join(d.dir, "kms"),
+		Tags: map[string]string{cluster.RoleTag: cluster.RoleKMSFleet}, CryptoUser: fleetUser, Logger: d.log})
 	if err != nil {
 		return nil, fmt.Errorf("KMS fleet: %w", err)
 	}
@@ -72,7 +73,7 @@ func (d *deployment) startKMS(ctx context.Context, anyAuth bool, customerCluster
 	}
 	args := []string{"--addr", addr, "--deployment-dir", d.dir, "--data-dir", filepath.Join(d.dir, "kms"),
 		"--credentials-file", res.CredentialsFile, "--region", Region,
-		"--fleet-cluster-id", fleet.ClusterID, "--fleet-password-file", fleet.CryptoPassword}
+		"--fleet-cluster-id", fleet.ClusterID, "--fleet-password-file", fleet.CryptoPasswordFile}
 	if anyAuth {
 		args = append(args, "--auth", "any")
 	}
