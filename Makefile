@@ -21,6 +21,10 @@ PROTO_PATH   := $(PGG_DIR):$(PGGG_DIR):$(PATH)
 
 FUZZTIME  ?= 30s
 TESTFLAGS ?=
+# The chaos suite (test/chaos): seeds, and run length per seed.
+CHAOS_SEEDS    ?= 3
+CHAOS_DURATION ?= 5m
+CHAOS_TIMEOUT  ?= 2h
 
 .PHONY: help
 help: ## Show this list of targets.
@@ -57,10 +61,33 @@ verify-proto: proto ## Regenerate and fail if the committed generated code diffe
 run: build ## Start the local deployment in the foreground (hsmctl up).
 	$(BIN)/hsmctl up
 
+# make bench: where the fresh deployment lives, and how long each
+# hsmctl bench workload is measured.
+BENCH_DIR      ?= /tmp/hsmsim-bench
+BENCH_DURATION ?= 10s
+# The hsmctl bench workloads: Encrypt 64 B to a custom key store key against
+# the floor at concurrency 64 and 1, GenerateDataKey and Decrypt, CreateKey.
+BENCH_RUNS := "--op encrypt --concurrency 64 --floor --duration $(BENCH_DURATION)" \
+	"--op encrypt --concurrency 1 --floor --duration $(BENCH_DURATION)" \
+	"--op generate-data-key --concurrency 64 --duration $(BENCH_DURATION)" \
+	"--op decrypt --concurrency 64 --duration $(BENCH_DURATION)" \
+	"--op create-key --concurrency 32 --requests 2000"
+
 .PHONY: bench
-bench: ## Run the Go benchmarks (6 counts each; compare medians with benchstat) into bench.txt.
+bench: build ## Go benchmarks (6 counts each; compare medians with benchstat), then hsmctl bench on a fresh local deployment, into bench.txt.
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 6 ./cryptocore/ | tee bench.txt
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 2000x -count 6 ./node/ | tee -a bench.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 6 ./kmsproxy/ ./kmsproxy/sigv4/ ./internal/loadgen/ | tee -a bench.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 20000x -count 3 ./cluster/client/ | tee -a bench.txt
+	-$(BIN)/hsmctl down --dir $(BENCH_DIR)/deployment >/dev/null 2>&1
+	rm -rf $(BENCH_DIR) && mkdir -p $(BENCH_DIR)
+	$(BIN)/hsmctl up --detach --dir $(BENCH_DIR)/deployment --output json > $(BENCH_DIR)/up.json
+	set -o pipefail; trap '$(BIN)/hsmctl down --dir $(BENCH_DIR)/deployment >/dev/null' EXIT; \
+	  cks=$$(sed -n 's/.*"custom_key_store_id": "\(.*\)".*/\1/p' $(BENCH_DIR)/up.json); \
+	  for args in $(BENCH_RUNS); do \
+	    echo "== hsmctl bench --custom-key-store-id $$cks $$args"; \
+	    $(BIN)/hsmctl bench --dir $(BENCH_DIR)/deployment --custom-key-store-id $$cks --quiet $$args || exit 1; \
+	  done | tee -a bench.txt
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s).
@@ -68,6 +95,34 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s).
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
+
+.PHONY: chaos
+chaos: ## Chaos suite: CHAOS_SEEDS runs (3) of CHAOS_DURATION (5m) of faults on real HSMs; anomalies fail it.
+	$(GO) test -count=1 -v -timeout $(CHAOS_TIMEOUT) -run '^TestChaos$$' ./test/chaos/ -chaos.seeds=$(CHAOS_SEEDS) -chaos.duration=$(CHAOS_DURATION)
+
+.PHONY: chaos-ci
+chaos-ci: ## The short chaos suite CI runs: 3 seeds x 60 s.
+	$(GO) test -count=1 -v -timeout 20m -run '^TestChaos$$' ./test/chaos/ -chaos.seeds=3 -chaos.duration=60s
+
+# Containers (deploy/): images FROM scratch holding static binaries built
+# here, so that nothing is pulled; IMAGE_TAG tags them, COMPOSE_PROJECT and
+# HSMSIM_KMS_PORT name the deployment and its port on 127.0.0.1.
+IMAGE_TAG       ?= dev
+COMPOSE_PROJECT ?= hsmsim
+HSMSIM_KMS_PORT ?= 4599
+COMPOSE_ENV     := IMAGE_TAG=$(IMAGE_TAG) COMPOSE_PROJECT=$(COMPOSE_PROJECT) HSMSIM_KMS_PORT=$(HSMSIM_KMS_PORT)
+
+.PHONY: images
+images: ## Build the images hsmsim/{hsmd,kmsproxy,hsmctl}:IMAGE_TAG (FROM scratch, static binaries).
+	GO=$(GO) IMAGE_TAG=$(IMAGE_TAG) scripts/build-images.sh
+
+.PHONY: compose-up
+compose-up: images ## Start the container deployment (deploy/compose.yaml); returns once its key store is connected.
+	$(COMPOSE_ENV) scripts/compose.sh up
+
+.PHONY: compose-down
+compose-down: ## Remove the container deployment: containers, networks and volumes.
+	$(COMPOSE_ENV) scripts/compose.sh down
 
 .PHONY: clean
 clean: ## Remove built binaries.

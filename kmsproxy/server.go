@@ -175,6 +175,15 @@ type exchange struct {
 	requestID string
 }
 
+// opName is the operation for the logs: the X-Amz-Target of an API call,
+// else the method and path.
+func (e *exchange) opName(r *http.Request) string {
+	if e.op != "" {
+		return e.op
+	}
+	return r.Method + " " + r.URL.Path
+}
+
 func (e *exchange) WriteHeader(code int) {
 	if e.status == 0 {
 		e.status = code
@@ -194,10 +203,12 @@ func (e *exchange) Write(b []byte) (int, error) {
 // UnknownOperationException (never an HTML page).
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ex := &exchange{ResponseWriter: w, op: r.Method + " " + r.URL.Path, requestID: awsjson.NewRequestID()}
-	defer func() {
-		s.log.Debug("request", "op", ex.op, "status", ex.status, "duration", time.Since(start), "request_id", ex.requestID)
-	}()
+	ex := &exchange{ResponseWriter: w, requestID: awsjson.NewRequestID()}
+	if s.log.IsDebug() {
+		defer func() {
+			s.log.Debug("request", "op", ex.opName(r), "status", ex.status, "duration", time.Since(start), "request_id", ex.requestID)
+		}()
+	}
 	switch {
 	case r.URL.Path == "/" && r.Method == http.MethodPost:
 		s.serveAPI(ex, r)
@@ -229,7 +240,7 @@ func (s *Server) serveAPI(ex *exchange, r *http.Request) {
 		return
 	}
 	svc := mux.Service()
-	body, err := awsjson.ReadBody(r.Body)
+	body, err := awsjson.ReadRequestBody(r)
 	if err != nil {
 		awsjson.WriteError(ex, svc, ex.requestID, err)
 		return
@@ -281,7 +292,7 @@ func (s *Server) admin(ex *exchange, r *http.Request, h func(ctx context.Context
 		awsjson.WriteError(ex, awsjson.KMS, ex.requestID, adminError(http.StatusForbidden, "AccessDeniedException", "The admin endpoints only answer loopback callers"))
 		return
 	}
-	body, err := awsjson.ReadBody(r.Body)
+	body, err := awsjson.ReadRequestBody(r)
 	if err == nil {
 		var out any
 		if out, err = h(r.Context(), body); err == nil {
@@ -291,7 +302,7 @@ func (s *Server) admin(ex *exchange, r *http.Request, h func(ctx context.Context
 	}
 	var ae *awsjson.Error
 	if !errors.As(err, &ae) {
-		s.log.Error("admin request failed", "op", ex.op, "request_id", ex.requestID, "error", err)
+		s.log.Error("admin request failed", "op", ex.opName(r), "request_id", ex.requestID, "error", err)
 	}
 	awsjson.WriteError(ex, awsjson.KMS, ex.requestID, err)
 }

@@ -101,14 +101,21 @@ type JoinConfig struct {
 }
 
 // DefaultConfig returns a Config with every optional field at its default.
-// Raft timings are hashicorp/raft's defaults (1 s heartbeat and election
-// timeouts, 500 ms leader lease): a leader's loss is noticed within about a
-// second and an election settles in one or two more.
+//
+// Raft timings are half of hashicorp/raft's defaults: 500 ms heartbeat and
+// election timeouts and a 250 ms leader lease. A follower notices a dead
+// leader after one to two heartbeat timeouts (randomized), but hashicorp/raft
+// followers refuse a (pre-)vote while they still know a leader, so an
+// election succeeds only once the *last* follower has noticed. With the
+// library's 1 s defaults the chaos suite measured a median of 2.3 s from a
+// leader's kill to the first write on the new leader; with these, 1.7 s.
+// Heartbeats go out every 50 ms, ample on loopback or a LAN; the lease only
+// bounds how long a cut-off leader keeps accepting writes.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatTimeout:   time.Second,
-		ElectionTimeout:    time.Second,
-		LeaderLeaseTimeout: 500 * time.Millisecond,
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
 		CommitTimeout:      50 * time.Millisecond,
 		SnapshotThreshold:  8192,
 		SnapshotInterval:   2 * time.Minute,

@@ -47,6 +47,9 @@ type options struct {
 	logLevel                                       string
 	logJSON                                        bool
 	configFile                                     string
+	// waitConfig and healthcheck select the container modes (slot.go).
+	waitConfig  string
+	healthcheck bool
 }
 
 // newFlagSet declares every hsmd flag, bound to o and cfg (whose current
@@ -79,6 +82,8 @@ func newFlagSet(o *options, cfg *node.Config) *flag.FlagSet {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: trace, debug, info, warn or error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log JSON lines instead of text")
 	fs.StringVar(&o.configFile, "config", "", "JSON `file` whose keys are these flags' names; flags on the command line override it")
+	fs.StringVar(&o.waitConfig, "wait-config", "", "JSON `file` as for --config, written by a container provisioner: wait until it exists, run the HSM it describes, stop the HSM when it is removed and wait again (an unassigned HSM container)")
+	fs.BoolVar(&o.healthcheck, "healthcheck", false, "probe the API port of the HSM this command line (or its --config or --wait-config file) describes, and exit 0 when it accepts connections or is still waiting for --wait-config, else 1; for container health checks")
 	return fs
 }
 

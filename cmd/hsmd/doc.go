@@ -28,6 +28,13 @@
 // command line override the file. Durations are Go durations ("500ms").
 // "hsmd --help" lists every flag with its default.
 //
+// In a container deployment (deploy/compose.yaml) every HSM container runs
+// hsmd --wait-config FILE: unassigned until the control plane writes FILE
+// (a --config file), it runs the HSM FILE describes, stops it when FILE is
+// removed and waits again. hsmd --healthcheck, with the same flags, is the
+// container's health check: it exits 0 when the API port accepts
+// connections or the container is still unassigned.
+//
 // hsmd logs through hclog to standard error (--log-level, --log-json),
 // stops cleanly on SIGTERM or SIGINT (a second signal cuts the graceful
 // shutdown short) and exits 0 after a clean stop, 1 when the HSM fails to

@@ -33,8 +33,17 @@ func main() {
 
 // run is one hsmd invocation: it parses args, starts the HSM, waits for a
 // value on stop and shuts the HSM down. It returns the exit status. Help
-// goes to stdout; errors and logs to stderr.
+// goes to stdout; errors and logs to stderr. --healthcheck and
+// --wait-config select the container modes of slot.go.
 func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
+	if m, ok := containerMode(args); ok {
+		return m.run(stdout, stderr, stop)
+	}
+	return serve(args, stdout, stderr, stop)
+}
+
+// serve runs the HSM args describe until a value arrives on stop.
+func serve(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 	cfg, err := parseConfig(args, stdout, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):

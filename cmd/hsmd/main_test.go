@@ -38,6 +38,7 @@ var allFlags = []string{
 	"metrics-addr", "device-cert", "device-key", "hardware-ca", "join", "join-trust-anchor",
 	"heartbeat-timeout", "election-timeout", "leader-lease-timeout", "snapshot-threshold",
 	"max-sessions", "log-level", "log-json", "config", "backup-key", "restore-from", "join-certificate-id",
+	"wait-config", "healthcheck",
 }
 
 // pki is a hardware CA and a device certificate written as PEM files.
@@ -360,7 +361,7 @@ func TestRun(t *testing.T) {
 		wantErr    []string
 	}{
 		{name: "--help", args: []string{"--help"}, wantStatus: 0,
-			wantOut: []string{"Usage:", "(default: 127.0.0.1:2223)", "(default: 127.0.0.1:2224)", "(default: 1s)", "(default: 500ms)", "(default: 8192)", "(default: 1024)", "(default: info)", "(required)"}},
+			wantOut: []string{"Usage:", "(default: 127.0.0.1:2223)", "(default: 127.0.0.1:2224)", "(default: 500ms)", "(default: 500ms)", "(default: 8192)", "(default: 1024)", "(default: info)", "(required)"}},
 		{name: "-h", args: []string{"-h"}, wantStatus: 0, wantOut: []string{"Usage:"}},
 		{name: "bad configuration", args: without(p.required(), "cluster-id"), wantStatus: 2,
 			wantErr: []string{"hsmd: missing required flag --cluster-id", "hsmd --help"}},

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -42,6 +43,15 @@ type config struct {
 	FleetClusterID string
 	// FleetPasswordFile holds the password of the fleet's crypto user.
 	FleetPasswordFile string
+	// Provisioner is how the control plane starts HSMs: provisionerLocal
+	// (hsmd processes) or provisionerContainer (claims HSM containers).
+	Provisioner string
+	// SlotsDir is where the container provisioner sees the HSM containers'
+	// slot directories.
+	SlotsDir string
+	// PprofAddr, when set, serves net/http/pprof's profiles at
+	// /debug/pprof/ on that address (loopback only), for profiling.
+	PprofAddr string
 }
 
 // options holds the raw flag values before they become a config.
@@ -51,6 +61,11 @@ type options struct {
 	dataDir, deploymentDir            string
 	fleetClusterID, fleetPasswordFile string
 	logLevel                          string
+	// configFile, provisioner, slotsDir and healthcheck serve container
+	// deployments (container.go).
+	configFile, provisioner, slotsDir string
+	healthcheck                       bool
+	pprofAddr                         string
 }
 
 var regionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+-[0-9]+$`)
@@ -69,6 +84,11 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.fleetClusterID, "fleet-cluster-id", "", "`id` of the HSM cluster that backs KMS's default key store")
 	fs.StringVar(&o.fleetPasswordFile, "fleet-password-file", "", "`file` with the password of the KMS fleet's crypto user")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: trace, debug (one line per request), info, warn or error")
+	fs.StringVar(&o.configFile, "config", "", "JSON `file` whose keys are these flags' names; flags on the command line override it")
+	fs.StringVar(&o.provisioner, "provisioner", provisionerLocal, "how the control plane starts HSMs: `kind` local runs hsmd processes; container claims pre-started HSM containers (deploy/compose.yaml)")
+	fs.StringVar(&o.slotsDir, "slots-dir", "", "`directory` of the HSM containers' slot directories, one folder per AZ (with --provisioner container)")
+	fs.BoolVar(&o.healthcheck, "healthcheck", false, "probe the endpoint at --addr (GET /hsmsim/clock from loopback) and exit 0 when it answers, else 1; for container health checks")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "loopback `address` serving Go's profiles at /debug/pprof/ (go tool pprof http://ADDR/debug/pprof/profile); empty disables them")
 	return fs
 }
 
@@ -87,9 +107,21 @@ func parseConfig(args []string, helpOut, logOut io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
 	}
+	if o.configFile != "" {
+		if err := applyConfigFile(fs, o.configFile); err != nil {
+			return config{}, err
+		}
+	}
+	switch {
+	case o.provisioner != provisionerLocal && o.provisioner != provisionerContainer:
+		return config{}, fmt.Errorf("--provisioner: unknown kind %q (want local or container)", o.provisioner)
+	case o.provisioner == provisionerContainer && o.slotsDir == "":
+		return config{}, errors.New("--provisioner container needs --slots-dir")
+	}
 	cfg := config{
 		Region: o.region, DataDir: o.dataDir, DeploymentDir: o.deploymentDir,
-		FleetClusterID: o.fleetClusterID, FleetPasswordFile: o.fleetPasswordFile,
+		FleetClusterID: o.fleetClusterID, FleetPasswordFile: o.fleetPasswordFile, PprofAddr: o.pprofAddr,
+		Provisioner: o.provisioner, SlotsDir: o.slotsDir,
 		Server: kmsproxy.Config{Addr: o.addr, Account: o.account},
 	}
 	if !regionRE.MatchString(o.region) {
@@ -115,6 +147,11 @@ func parseConfig(args []string, helpOut, logOut io.Writer) (config, error) {
 		}
 		cfg.Server.Credentials = creds
 	}
+	if o.pprofAddr != "" {
+		if err := checkLoopback(o.pprofAddr); err != nil {
+			return config{}, fmt.Errorf("--pprof-addr: %w", err)
+		}
+	}
 	lvl := hclog.LevelFromString(o.logLevel)
 	if lvl == hclog.NoLevel {
 		return config{}, fmt.Errorf("--log-level: unknown level %q (want trace, debug, info, warn or error)", o.logLevel)
@@ -124,6 +161,19 @@ func parseConfig(args []string, helpOut, logOut io.Writer) (config, error) {
 		return config{}, err
 	}
 	return cfg, nil
+}
+
+// checkLoopback accepts a host:port whose host is a loopback IP or
+// "localhost": the profiles reveal the process's internals.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%q is not a loopback address", addr)
+	}
+	return nil
 }
 
 // loadCredentials reads an AWS shared credentials file. Every profile

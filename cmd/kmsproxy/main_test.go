@@ -25,7 +25,8 @@ import (
 // declared and helped.
 var allFlags = []string{
 	"addr", "account", "region", "auth", "credentials-file", "data-dir", "deployment-dir",
-	"fleet-cluster-id", "fleet-password-file", "log-level",
+	"fleet-cluster-id", "fleet-password-file", "log-level", "pprof-addr",
+	"config", "provisioner", "slots-dir", "healthcheck",
 }
 
 func writeFile(t *testing.T, name, body string) string {

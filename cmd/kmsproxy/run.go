@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -32,6 +35,9 @@ const (
 // waits for a value on stop and shuts the endpoint down. It returns the
 // exit status. Help goes to stdout; errors and logs to stderr.
 func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
+	if code, ok := healthcheck(args, stdout, stderr); ok {
+		return code
+	}
 	cfg, err := parseConfig(args, stdout, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -65,6 +71,16 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 		return exitFailure
 	}
 	log.Info("kmsproxy running", "addr", srv.Addr(), "region", cfg.Region, "services", len(cfg.Server.Services))
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr)
+		if err != nil {
+			log.Error("cannot serve the profiles", "error", err)
+			srv.Close(context.Background())
+			return exitFailure
+		}
+		defer stopPprof()
+		log.Info("serving profiles", "addr", cfg.PprofAddr)
+	}
 
 	sig := <-stop
 	log.Info("shutting down", "signal", fmt.Sprint(sig), "timeout", shutdownTimeout.String())
@@ -88,6 +104,24 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 	}
 	log.Info("stopped")
 	return exitOK
+}
+
+// servePprof serves net/http/pprof's handlers on addr until the returned
+// function is called.
+func servePprof(addr string) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return func() { srv.Close() }, nil
 }
 
 // openClock returns the simulated clock, its offset kept in dataDir (in

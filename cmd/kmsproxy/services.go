@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hsmsim/hsmsim/cluster"
-	"github.com/hsmsim/hsmsim/cluster/local"
 	"github.com/hsmsim/hsmsim/kmsproxy"
 	"github.com/hsmsim/hsmsim/kmsproxy/cloudhsm"
 	"github.com/hsmsim/hsmsim/kmsproxy/kms"
@@ -38,7 +37,7 @@ func buildServices(cfg config) ([]kmsproxy.Service, func() error, error) {
 	if err != nil {
 		return nil, none, err
 	}
-	prov, err := local.New(local.Config{Dir: store.Dir(), PKI: pki})
+	prov, err := newProvisioner(cfg, store.Dir(), pki)
 	if err != nil {
 		return nil, none, err
 	}

@@ -182,11 +182,23 @@ func (m *Mux) Serve(ctx context.Context, w http.ResponseWriter, r *Request) {
 // NewRequestID returns a request id in AWS's UUID form.
 func NewRequestID() string { return uuid.NewString() }
 
+// Response header names, in canonical form so that setting them does not
+// canonicalize them again on every response.
+const (
+	headerContentType = "Content-Type"
+	headerRequestID   = "X-Amzn-Requestid" // x-amzn-RequestId
+	headerErrorType   = "X-Amzn-Errortype" // x-amzn-ErrorType
+)
+
+// contentType is the Content-Type header's value; header maps share it
+// and never modify it.
+var contentType = []string{ContentType}
+
 // WriteJSON writes a 200 response with v as JSON (an empty body for nil).
 func WriteJSON(w http.ResponseWriter, requestID string, v any) {
 	h := w.Header()
-	h.Set("Content-Type", ContentType)
-	h.Set("x-amzn-RequestId", requestID)
+	h[headerContentType] = contentType
+	h[headerRequestID] = []string{requestID}
 	if v == nil {
 		w.WriteHeader(http.StatusOK)
 		return
@@ -214,9 +226,9 @@ func WriteError(w http.ResponseWriter, svc Service, requestID string, err error)
 	}
 	b, _ := json.Marshal(map[string]string{"__type": e.Type, member: e.Message})
 	h := w.Header()
-	h.Set("Content-Type", ContentType)
-	h.Set("x-amzn-RequestId", requestID)
-	h.Set("x-amzn-ErrorType", e.Type)
+	h[headerContentType] = contentType
+	h[headerRequestID] = []string{requestID}
+	h[headerErrorType] = []string{e.Type}
 	w.WriteHeader(e.Status)
 	w.Write(b)
 }
@@ -228,9 +240,40 @@ func ReadBody(r io.Reader) ([]byte, error) {
 		return nil, serialization("Cannot read the request body")
 	}
 	if len(b) > MaxBodyBytes {
-		return nil, Errorf("RequestEntityTooLargeException", http.StatusRequestEntityTooLarge, "Request body is larger than %d bytes", MaxBodyBytes)
+		return nil, tooLarge()
 	}
 	return b, nil
+}
+
+// ReadRequestBody reads r's body, at most MaxBodyBytes, into a buffer of
+// the size its Content-Length announces (ReadBody's growing buffer when
+// the length is unknown).
+func ReadRequestBody(r *http.Request) ([]byte, error) {
+	n := r.ContentLength
+	switch {
+	case n < 0:
+		return ReadBody(r.Body)
+	case n > MaxBodyBytes:
+		return nil, tooLarge()
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r.Body, b); err != nil {
+		return nil, serialization("Cannot read the request body")
+	}
+	// net/http stops a body at its Content-Length; another reader may not.
+	var extra [1]byte
+	if m, _ := r.Body.Read(extra[:]); m > 0 {
+		rest, err := ReadBody(io.MultiReader(bytes.NewReader(b), bytes.NewReader(extra[:m]), r.Body))
+		if err != nil {
+			return nil, err
+		}
+		return rest, nil
+	}
+	return b, nil
+}
+
+func tooLarge() *Error {
+	return Errorf("RequestEntityTooLargeException", http.StatusRequestEntityTooLarge, "Request body is larger than %d bytes", MaxBodyBytes)
 }
 
 // Timestamp is a time that encodes as AWS JSON does: epoch seconds with a

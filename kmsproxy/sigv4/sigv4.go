@@ -2,12 +2,19 @@
 // endpoint, as KMS and CloudHSM do, and maps every failure to the
 // exception AWS answers with.
 //
-// Verification never re-implements the algorithm: it rebuilds the request
-// the client signed (method, path, query, and only the headers the client
-// listed in SignedHeaders), signs that copy with aws-sdk-go-v2's
-// aws/signer/v4 using the caller's secret and the request's own time, and
-// compares the two signatures in constant time. So the endpoint accepts
-// exactly what the SDK signer produces.
+// Verification accepts exactly what aws-sdk-go-v2's aws/signer/v4
+// produces: it rebuilds the request the client signed (method, path,
+// query, and only the headers the client listed in SignedHeaders), signs
+// that copy with the SDK signer using the caller's secret and the
+// request's own time, and compares the two signatures in constant time.
+//
+// The requests every SDK sends to a JSON protocol service (POST /, no
+// query string, ordinary header names) take a fast path instead
+// (canonical.go): it writes the same canonical request into one reusable
+// buffer and keeps the signing key derived per access key, day, region and
+// service, about three times cheaper than re-signing. A differential test
+// holds it to the SDK signer's output on thousands of generated requests;
+// anything outside that shape is re-signed by the SDK signer.
 //
 // # Errors (all JSON 1.1 exceptions, see awsjson)
 //
@@ -137,8 +144,11 @@ type Verifier struct {
 	anyCredentials bool
 	now            func() time.Time
 	account        string
-	// signer caches the keys it derives per secret, day, region and service.
+	// signer re-signs the requests the fast path does not take; it caches
+	// the keys it derives per secret, day, region and service.
 	signer *v4.Signer
+	// keys caches the fast path's derived keys.
+	keys keyCache
 }
 
 // Option configures a Verifier.
@@ -177,12 +187,13 @@ func New(creds []Credential, anyCredentials bool, now func() time.Time, opts ...
 
 // authorization is a parsed Authorization header.
 type authorization struct {
-	accessKeyID   string
-	date          string // the scope's yyyymmdd
-	region        string
-	service       string
-	terminator    string
-	signedHeaders []string
+	accessKeyID string
+	date        string // the scope's yyyymmdd
+	region      string
+	service     string
+	terminator  string
+	// signedHeaders is SignedHeaders as sent: names separated by ';'.
+	signedHeaders string
 	signature     string
 }
 
@@ -220,9 +231,13 @@ func (v *Verifier) Verify(r *http.Request, body []byte, service string) (awsjson
 	if !ok {
 		return awsjson.Principal{}, "", fail(ErrUnknownAccessKey, "UnrecognizedClientException", http.StatusBadRequest, msgUnrecognized)
 	}
-	want, err := v.resign(r, body, auth, cred, signedAt)
-	if err != nil {
-		return awsjson.Principal{}, "", err
+	sum := sha256.Sum256(body)
+	payloadHash := hex.EncodeToString(sum[:])
+	want, ok := v.fastSignature(r, len(body), payloadHash, auth, cred, signedAt)
+	if !ok {
+		if want, err = v.resign(r, body, payloadHash, auth, cred, signedAt); err != nil {
+			return awsjson.Principal{}, "", err
+		}
 	}
 	if !hmac.Equal([]byte(want), []byte(auth.signature)) {
 		return awsjson.Principal{}, "", invalid(ErrSignatureMismatch, msgSignatureMismatch)
@@ -235,17 +250,27 @@ func (v *Verifier) Verify(r *http.Request, body []byte, service string) (awsjson
 // Signature=hex". Missing parts are reported together, as AWS does.
 func parseAuthorization(header string, haveDate bool) (authorization, error) {
 	algorithm, rest, _ := strings.Cut(strings.TrimSpace(header), " ")
-	params := map[string]string{}
-	for _, part := range strings.Split(rest, ",") {
+	var credential, signedHeaders, signature string
+	for rest != "" {
+		var part string
+		part, rest, _ = strings.Cut(rest, ",")
 		k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if ok {
-			params[k] = strings.TrimSpace(val)
+		if !ok {
+			continue
+		}
+		switch val = strings.TrimSpace(val); k {
+		case "Credential":
+			credential = val
+		case "Signature":
+			signature = val
+		case "SignedHeaders":
+			signedHeaders = val
 		}
 	}
 	var missing []string
-	for _, name := range []string{"Credential", "Signature", "SignedHeaders"} {
-		if params[name] == "" {
-			missing = append(missing, fmt.Sprintf("Authorization header requires '%s' parameter.", name))
+	for _, p := range [...]struct{ name, value string }{{"Credential", credential}, {"Signature", signature}, {"SignedHeaders", signedHeaders}} {
+		if p.value == "" {
+			missing = append(missing, fmt.Sprintf("Authorization header requires '%s' parameter.", p.name))
 		}
 	}
 	if !haveDate {
@@ -257,19 +282,16 @@ func parseAuthorization(header string, haveDate bool) (authorization, error) {
 	if algorithm != Algorithm {
 		return authorization{}, incomplete("Unsupported AWS 'algorithm': '%s'", algorithm)
 	}
-	scope := strings.Split(params["Credential"], "/")
-	if len(scope) != 5 {
-		return authorization{}, incomplete("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '%s'", params["Credential"])
+	if strings.Count(credential, "/") != 4 {
+		return authorization{}, incomplete("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '%s'", credential)
 	}
-	return authorization{
-		accessKeyID:   scope[0],
-		date:          scope[1],
-		region:        scope[2],
-		service:       scope[3],
-		terminator:    scope[4],
-		signedHeaders: strings.Split(params["SignedHeaders"], ";"),
-		signature:     params["Signature"],
-	}, nil
+	var a authorization
+	a.accessKeyID, rest, _ = strings.Cut(credential, "/")
+	a.date, rest, _ = strings.Cut(rest, "/")
+	a.region, rest, _ = strings.Cut(rest, "/")
+	a.service, a.terminator, _ = strings.Cut(rest, "/")
+	a.signedHeaders, a.signature = signedHeaders, signature
+	return a, nil
 }
 
 // checkScope checks the credential scope against the request.
@@ -304,14 +326,14 @@ func (v *Verifier) checkTime(signedAt time.Time) error {
 
 // resign signs a copy of r that carries only the headers the client signed,
 // with cred's secret at the client's time, and returns the copy's signature.
-func (v *Verifier) resign(r *http.Request, body []byte, auth authorization, cred Credential, signedAt time.Time) (string, error) {
+func (v *Verifier) resign(r *http.Request, body []byte, payloadHash string, auth authorization, cred Credential, signedAt time.Time) (string, error) {
 	u := *r.URL
 	u.Scheme, u.Host = "http", r.Host
 	if r.TLS != nil {
 		u.Scheme = "https"
 	}
 	clone := &http.Request{Method: r.Method, URL: &u, Host: r.Host, Header: http.Header{}}
-	for _, name := range auth.signedHeaders {
+	for _, name := range strings.Split(auth.signedHeaders, ";") {
 		switch name = strings.ToLower(strings.TrimSpace(name)); name {
 		case "host":
 			// The signer always signs the request's Host.
@@ -324,9 +346,8 @@ func (v *Verifier) resign(r *http.Request, body []byte, auth authorization, cred
 			}
 		}
 	}
-	sum := sha256.Sum256(body)
 	creds := aws.Credentials{AccessKeyID: cred.AccessKeyID, SecretAccessKey: cred.SecretAccessKey}
-	if err := v.signer.SignHTTP(context.Background(), creds, clone, hex.EncodeToString(sum[:]), auth.service, auth.region, signedAt); err != nil {
+	if err := v.signer.SignHTTP(context.Background(), creds, clone, payloadHash, auth.service, auth.region, signedAt); err != nil {
 		return "", fmt.Errorf("sigv4: re-sign: %w", err)
 	}
 	ours, err := parseAuthorization(clone.Header.Get("Authorization"), true)

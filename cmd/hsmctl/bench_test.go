@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hsmsim/hsmsim/internal/loadgen"
+)
+
+func TestBenchUsage(t *testing.T) {
+	dir := t.TempDir() // no deployment there
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no endpoint and no deployment", nil, "no --endpoint, and no deployment"},
+		{"unknown op", []string{"--endpoint", "floor", "--op", "sign"}, `unknown operation "sign"`},
+		{"duration and requests", []string{"--endpoint", "floor", "--duration", "1s", "--requests", "10"}, "not both"},
+		{"bad pid", []string{"--endpoint", "http://127.0.0.1:1", "--pid", "12,x"}, `"x" is not a process id`},
+		{"floor twice", []string{"--endpoint", "floor", "--floor"}, "drop --floor"},
+		{"zero concurrency", []string{"--endpoint", "floor", "--concurrency", "0"}, "concurrency 0"},
+		{"payload too large", []string{"--endpoint", "floor", "--payload-bytes", "5000"}, "payload of 5000 bytes"},
+		{"unknown client", []string{"--endpoint", "floor", "--client", "boto3"}, `client "boto3"`},
+		{"not a URL", []string{"--endpoint", "127.0.0.1:4599"}, "is not an http://"},
+		{"no compared deployment", []string{"--endpoint", "floor", "--compare-dir", dir}, "no deployment in"},
+		{"a positional argument", []string{"--endpoint", "floor", "extra"}, `unexpected argument "extra"`},
+		{"unknown compared op", []string{"--endpoint", "floor", "--compare-op", "sign"}, `unknown operation "sign"`},
+		{"workloads on the floor", []string{"--endpoint", "floor", "--compare-op", "decrypt"}, "not on the floor"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), append([]string{"bench", "--dir", dir}, tt.args...), &out, &errOut)
+			require.Equal(t, 2, code, "stdout %s stderr %s", out.String(), errOut.String())
+			require.Contains(t, errOut.String(), tt.want)
+		})
+	}
+}
+
+func TestBenchFloorJSON(t *testing.T) {
+	var rep loadgen.Report
+	out := hsmctl(t, "bench", "--dir", t.TempDir(), "--endpoint", "floor", "--requests", "100", "--concurrency", "4",
+		"--warmup", "0", "--quiet", "--client", "raw", "--output", "json")
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	require.Len(t, rep.Targets, 1)
+	require.True(t, rep.Targets[0].Floor)
+	require.Equal(t, uint64(100), rep.Targets[0].Requests)
+	require.Zero(t, rep.Targets[0].Errors)
+}
+
+// buildKMS puts freshly built hsmd and kmsproxy on PATH for the launcher.
+func buildKMS(t *testing.T) {
+	t.Helper()
+	bin := t.TempDir()
+	for _, name := range []string{"hsmd", "kmsproxy"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(bin, name), "github.com/hsmsim/hsmsim/cmd/"+name).CombinedOutput()
+		require.NoError(t, err, string(out))
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// TestBenchAgainstDeployment runs hsmctl bench on a fresh local deployment:
+// 200 Encrypts under a custom key store key, with the deployment's
+// endpoint, credentials and process ids found from its directory, compared
+// with the floor.
+func TestBenchAgainstDeployment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a deployment")
+	}
+	buildKMS(t)
+	dir := filepath.Join(t.TempDir(), "dep")
+	var up upResult
+	require.NoError(t, json.Unmarshal([]byte(hsmctl(t, "up", "--detach", "--dir", dir, "--output", "json")), &up))
+	t.Cleanup(func() {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), []string{"down", "--dir", dir}, &out, &errOut); code != 0 {
+			t.Logf("hsmctl down: %s", errOut.String())
+			for _, h := range up.Hsms {
+				syscall.Kill(h.Runtime.PID, syscall.SIGKILL)
+			}
+		}
+	})
+	require.NotNil(t, up.KMS)
+	require.NotEmpty(t, up.KMS.CustomKeyStoreID)
+
+	var rep loadgen.Report
+	out := hsmctl(t, "bench", "--dir", dir, "--requests", "200", "--concurrency", "8", "--warmup", "0",
+		"--custom-key-store-id", up.KMS.CustomKeyStoreID, "--floor", "--quiet", "--output", "json")
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	require.Len(t, rep.Targets, 2)
+	a, floor := rep.Targets[0], rep.Targets[1]
+	require.Equal(t, up.KMS.Endpoint, a.Endpoint)
+	require.Equal(t, uint64(200), a.Requests)
+	require.Zero(t, a.Errors, "%v", a.ErrorsByCode)
+	require.Positive(t, a.OpsPerSec)
+	require.Positive(t, a.Latency.P50)
+	require.Len(t, a.ServerPIDs, 1+2*3, "kmsproxy and two clusters of three HSMs")
+	require.Positive(t, a.ServerCPU)
+	var names []string
+	for _, p := range a.Processes {
+		names = append(names, p.Name)
+	}
+	require.Contains(t, names, "kmsproxy")
+	require.True(t, floor.Floor)
+	require.Equal(t, uint64(200), floor.Requests)
+	require.Positive(t, floor.ThroughputVsFirst)
+
+	// Decrypt of a blob made with the key created for the run, in text.
+	text := hsmctl(t, "bench", "--dir", dir, "--op", "decrypt", "--requests", "50", "--concurrency", "4", "--warmup", "0", "--quiet")
+	require.Contains(t, text, "decrypt, 64-byte payload")
+	require.True(t, strings.Contains(text, " 50 ") && strings.Contains(text, up.KMS.Endpoint), text)
+}
