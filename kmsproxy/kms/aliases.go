@@ -98,10 +98,10 @@ func (s *Service) createAlias(_ context.Context, r *awsjson.Request) (any, error
 	return nil, err
 }
 
-// updateAlias is UpdateAlias: points an existing alias at another key
-// (of the same type and usage: every key here is symmetric
-// ENCRYPT_DECRYPT). The new target must not be pending deletion
-// (footnote [10]); the old one may be.
+// updateAlias is UpdateAlias: points an existing alias at another key of
+// the same type (symmetric, asymmetric or HMAC) and the same KeyUsage
+// (ValidationException otherwise). The new target must not be pending
+// deletion (footnote [10]); the old one may be.
 func (s *Service) updateAlias(_ context.Context, r *awsjson.Request) (any, error) {
 	in, err := decodeAlias(r)
 	if err != nil {
@@ -119,6 +119,14 @@ func (s *Service) updateAlias(_ context.Context, r *awsjson.Request) (any, error
 		ki, err := s.lookup(tx, "UpdateAlias", *in.TargetKeyID, false)
 		if err != nil {
 			return err
+		}
+		old, err := tx.Key(a.KeyID)
+		if err != nil {
+			return err
+		}
+		if kindOf(old) != kindOf(ki.k) || old.KeyUsage != ki.k.KeyUsage {
+			return validation("Alias %s points to a %s key with KeyUsage %s; it cannot point to %s, a %s key with KeyUsage %s.",
+				s.aliasARN(name), kindOf(old), old.KeyUsage, ki.k.ARN, kindOf(ki.k), ki.k.KeyUsage)
 		}
 		if err := retarget(tx, name, ki); err != nil {
 			return err

@@ -30,6 +30,104 @@ func checkAlgorithm(alg *string) error {
 	return nil
 }
 
+// algorithmOr returns *alg, or SYMMETRIC_DEFAULT (the model's default).
+func algorithmOr(alg *string) string {
+	if alg == nil {
+		return algSymmetric
+	}
+	return *alg
+}
+
+// wrongUsage is InvalidKeyUsageException for an operation the key's
+// usage or type does not allow.
+func wrongUsage(k *store.Key, op string) *awsjson.Error {
+	return newErr(excInvalidKeyUsage, "%s key usage is %s and its KeySpec %s, which is not valid for %s.", k.ARN, k.KeyUsage, k.KeySpec, op)
+}
+
+// checkEncryption checks that key k can encrypt or decrypt (op) with
+// algorithm alg and encryption context ec: an ENCRYPT_DECRYPT key and one
+// of its algorithms (InvalidKeyUsageException); no encryption context for
+// an asymmetric key (ValidationException).
+func checkEncryption(k *store.Key, op, alg string, ec map[string]string) error {
+	if k.KeyUsage != usageEncrypt {
+		return wrongUsage(k, op)
+	}
+	if !slices.Contains(keyEncryptionAlgorithms(k), alg) {
+		return newErr(excInvalidKeyUsage, "The encryption algorithm %s is not compatible with the KMS key %s, whose KeySpec is %s.", alg, k.ARN, k.KeySpec)
+	}
+	if !isSymmetric(k) && len(ec) > 0 {
+		return validation("EncryptionContext is not supported with asymmetric KMS keys.")
+	}
+	return nil
+}
+
+// checkOAEPPlaintext enforces AWS's plaintext limits of RSAES_OAEP.
+func checkOAEPPlaintext(k *store.Key, alg string, pt []byte) error {
+	if isSymmetric(k) {
+		return nil
+	}
+	if n, max := len(pt), maxOAEPPlaintext(specOf(k).bits, alg); n > max {
+		return validation("Plaintext of %d bytes is too long for %s with a %s key: at most %d bytes.", n, alg, k.KeySpec, max)
+	}
+	return nil
+}
+
+// encryptUnder encrypts plaintext under key k with algorithm alg: a
+// ciphertext blob under the current material (symmetric), or raw RSA-OAEP
+// with the public key, in the HSM (asymmetric).
+func (s *Service) encryptUnder(ctx context.Context, op string, k *store.Key, alg string, plaintext []byte, ec map[string]string) ([]byte, store.BackingKey, error) {
+	if isSymmetric(k) {
+		return s.encryptWith(ctx, op, k, plaintext, ec)
+	}
+	cur, found := k.Current()
+	if !found || cur.Handle == 0 {
+		return nil, cur, internalErr()
+	}
+	hctx, cancel := s.hsmCtx(ctx)
+	defer cancel()
+	ct, err := s.fleet.encryptOAEP(hctx, publicHandle(cur), oaepHash[alg], plaintext)
+	if err != nil {
+		return nil, cur, s.hsmErr(op, k, err)
+	}
+	return ct, cur, nil
+}
+
+// publicHandle is the HSM key that holds a pair's public key: its public
+// half, or the private key object of imported material.
+func publicHandle(b store.BackingKey) uint64 {
+	if b.PublicHandle != 0 {
+		return b.PublicHandle
+	}
+	return b.Handle
+}
+
+// decryptAsymmetric decrypts raw RSA-OAEP ciphertext with key k's private
+// key in the HSM; a ciphertext that does not decrypt is
+// InvalidCiphertextException.
+func (s *Service) decryptAsymmetric(ctx context.Context, op string, k *store.Key, alg string, ciphertext []byte) ([]byte, error) {
+	cur, found := k.Current()
+	if !found || cur.Handle == 0 {
+		return nil, internalErr()
+	}
+	hctx, cancel := s.hsmCtx(ctx)
+	defer cancel()
+	pt, err := s.fleet.decryptOAEP(hctx, cur.Handle, oaepHash[alg], ciphertext)
+	if err != nil {
+		return nil, s.hsmErr(op, k, err)
+	}
+	return pt, nil
+}
+
+// resolve returns the key keyID names, whatever its state.
+func (s *Service) resolve(keyID string, aliases bool) (*store.Key, error) {
+	var k *store.Key
+	err := s.db.View(func(tx *store.Tx) (err error) {
+		k, err = s.resolveKey(tx, keyID, aliases)
+		return err
+	})
+	return k, err
+}
+
 // encryptWith encrypts plaintext under the key's current backing key and
 // returns the blob and the backing key.
 func (s *Service) encryptWith(ctx context.Context, op string, k *store.Key, plaintext []byte, ec map[string]string) ([]byte, store.BackingKey, error) {
@@ -125,7 +223,10 @@ type encryptOutput struct {
 
 func dryRun(b *bool) bool { return b != nil && *b }
 
-// encrypt is Encrypt: plaintext of 1 to 4096 bytes under a symmetric key.
+// encrypt is Encrypt: plaintext of 1 to 4096 bytes under a symmetric key
+// (a ciphertext blob), or of up to the RSAES_OAEP limit under an RSA
+// ENCRYPT_DECRYPT key (the raw OAEP ciphertext, which anyone with the
+// public key can also produce).
 func (s *Service) encrypt(ctx context.Context, r *awsjson.Request) (any, error) {
 	var in encryptInput
 	if err := r.Decode(&in); err != nil {
@@ -144,17 +245,21 @@ func (s *Service) encrypt(ctx context.Context, r *awsjson.Request) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := checkAlgorithm(in.EncryptionAlgorithm); err != nil {
+	alg := algorithmOr(in.EncryptionAlgorithm)
+	if err := checkEncryption(ki.k, "Encrypt", alg, in.EncryptionContext); err != nil {
+		return nil, err
+	}
+	if err := checkOAEPPlaintext(ki.k, alg, in.Plaintext); err != nil {
 		return nil, err
 	}
 	if dryRun(in.DryRun) {
 		return nil, newErr(excDryRun, msgDryRun)
 	}
-	blob, _, err := s.encryptWith(ctx, "Encrypt", ki.k, in.Plaintext, in.EncryptionContext)
+	blob, _, err := s.encryptUnder(ctx, "Encrypt", ki.k, alg, in.Plaintext, in.EncryptionContext)
 	if err != nil {
 		return nil, err
 	}
-	return encryptOutput{CiphertextBlob: blob, KeyID: ki.k.ARN, EncryptionAlgorithm: algSymmetric}, nil
+	return encryptOutput{CiphertextBlob: blob, KeyID: ki.k.ARN, EncryptionAlgorithm: alg}, nil
 }
 
 type decryptInput struct {
@@ -187,9 +292,11 @@ func checkModifiers(v *awsjson.Validator, modifiers []string) {
 	}
 }
 
-// decrypt is Decrypt. The blob names its key; a KeyId that names another
-// key is IncorrectKeyException; a tampered blob or a different encryption
-// context is InvalidCiphertextException (the HSM's authentication fails).
+// decrypt is Decrypt. A symmetric blob names its key; a KeyId that names
+// another key is IncorrectKeyException; a tampered blob or a different
+// encryption context is InvalidCiphertextException (the HSM's
+// authentication fails). A KeyId that names an asymmetric key means raw
+// RSA-OAEP ciphertext (decryptWithKey).
 func (s *Service) decrypt(ctx context.Context, r *awsjson.Request) (any, error) {
 	var in decryptInput
 	if err := r.Decode(&in); err != nil {
@@ -213,6 +320,15 @@ func (s *Service) decrypt(ctx context.Context, r *awsjson.Request) (any, error) 
 	}
 	if in.Recipient != nil {
 		return nil, unsupportedRecipient()
+	}
+	if in.KeyID != nil {
+		named, err := s.resolve(*in.KeyID, true)
+		if err != nil {
+			return nil, err
+		}
+		if !isSymmetric(named) {
+			return s.decryptWithKey(ctx, in, skipBlob)
+		}
 	}
 	if err := checkAlgorithm(in.EncryptionAlgorithm); err != nil {
 		return nil, err
@@ -241,6 +357,28 @@ func (s *Service) decrypt(ctx context.Context, r *awsjson.Request) (any, error) 
 	return decryptOutput{KeyID: k.ARN, Plaintext: pt, EncryptionAlgorithm: algSymmetric, KeyMaterialID: b.KeyMaterialID}, nil
 }
 
+// decryptWithKey is Decrypt with a KeyId that names a key that is not
+// symmetric: raw RSA-OAEP ciphertext, which names no key, and an
+// EncryptionAlgorithm that the key supports (reference §7).
+func (s *Service) decryptWithKey(ctx context.Context, in decryptInput, skipBlob bool) (any, error) {
+	ki, err := s.viewKey("Decrypt", *in.KeyID, true)
+	if err != nil {
+		return nil, err
+	}
+	alg := algorithmOr(in.EncryptionAlgorithm)
+	if err := checkEncryption(ki.k, "Decrypt", alg, in.EncryptionContext); err != nil {
+		return nil, err
+	}
+	if dryRun(in.DryRun) || skipBlob {
+		return nil, newErr(excDryRun, msgDryRun)
+	}
+	pt, err := s.decryptAsymmetric(ctx, "Decrypt", ki.k, alg, in.CiphertextBlob)
+	if err != nil {
+		return nil, err
+	}
+	return decryptOutput{KeyID: ki.k.ARN, Plaintext: pt, EncryptionAlgorithm: alg}, nil
+}
+
 type reEncryptInput struct {
 	CiphertextBlob                 []byte            `json:"CiphertextBlob"`
 	SourceEncryptionContext        map[string]string `json:"SourceEncryptionContext"`
@@ -264,8 +402,10 @@ type reEncryptOutput struct {
 	DestinationKeyMaterialID       string `json:"DestinationKeyMaterialId,omitempty"`
 }
 
-// reEncrypt is ReEncrypt: Decrypt under the blob's key and Encrypt under
+// reEncrypt is ReEncrypt: Decrypt under the source key and Encrypt under
 // DestinationKeyId, inside KMS; the plaintext never leaves the endpoint.
+// Either side may be an asymmetric ENCRYPT_DECRYPT key (raw RSA-OAEP,
+// SourceKeyId and the algorithms then say which).
 func (s *Service) reEncrypt(ctx context.Context, r *awsjson.Request) (any, error) {
 	var in reEncryptInput
 	if err := r.Decode(&in); err != nil {
@@ -286,49 +426,90 @@ func (s *Service) reEncrypt(ctx context.Context, r *awsjson.Request) (any, error
 	if err := finish(&v, in.GrantTokens); err != nil {
 		return nil, err
 	}
-	if err := checkAlgorithm(in.SourceEncryptionAlgorithm); err != nil {
-		return nil, err
-	}
-	if err := checkAlgorithm(in.DestinationEncryptionAlgorithm); err != nil {
-		return nil, err
-	}
 	dst, err := s.viewKey("ReEncrypt", *in.DestinationKeyID, true)
 	if err != nil {
 		return nil, err
 	}
+	dstAlg := algorithmOr(in.DestinationEncryptionAlgorithm)
+	if err := checkEncryption(dst.k, "ReEncrypt", dstAlg, in.DestinationEncryptionContext); err != nil {
+		return nil, err
+	}
+	// The source: a symmetric blob, or raw RSA-OAEP ciphertext under the
+	// asymmetric key SourceKeyId names.
+	var src *store.Key
+	srcAlg := algorithmOr(in.SourceEncryptionAlgorithm)
+	if in.SourceKeyID != nil {
+		named, err := s.resolve(*in.SourceKeyID, true)
+		if err != nil {
+			return nil, err
+		}
+		if !isSymmetric(named) {
+			ki, err := s.viewKey("ReEncrypt", *in.SourceKeyID, true)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkEncryption(ki.k, "ReEncrypt", srcAlg, in.SourceEncryptionContext); err != nil {
+				return nil, err
+			}
+			src = ki.k
+		}
+	}
+	if src == nil {
+		if err := checkAlgorithm(in.SourceEncryptionAlgorithm); err != nil {
+			return nil, err
+		}
+	}
 	if skipBlob {
-		if in.SourceKeyID != nil {
+		if in.SourceKeyID != nil && src == nil {
 			if _, err := s.viewKey("ReEncrypt", *in.SourceKeyID, true); err != nil {
 				return nil, err
 			}
 		}
 		return nil, newErr(excDryRun, msgDryRun)
 	}
-	pb, err := parseBlob(in.CiphertextBlob)
-	if err != nil {
-		return nil, newErr(excInvalidCiphertext, msgInvalidCiphertext)
+	var (
+		pt []byte
+		sb store.BackingKey
+	)
+	if src != nil {
+		if dryRun(in.DryRun) {
+			return nil, newErr(excDryRun, msgDryRun)
+		}
+		if pt, err = s.decryptAsymmetric(ctx, "ReEncrypt", src, srcAlg, in.CiphertextBlob); err != nil {
+			return nil, err
+		}
+	} else {
+		pb, err := parseBlob(in.CiphertextBlob)
+		if err != nil {
+			return nil, newErr(excInvalidCiphertext, msgInvalidCiphertext)
+		}
+		if src, err = s.blobKey("ReEncrypt", pb, in.SourceKeyID); err != nil {
+			return nil, err
+		}
+		if dryRun(in.DryRun) {
+			return nil, newErr(excDryRun, msgDryRun)
+		}
+		if pt, sb, err = s.decryptWith(ctx, "ReEncrypt", src, pb, in.SourceEncryptionContext); err != nil {
+			return nil, err
+		}
 	}
-	src, err := s.blobKey("ReEncrypt", pb, in.SourceKeyID)
+	defer clear(pt)
+	if err := checkOAEPPlaintext(dst.k, dstAlg, pt); err != nil {
+		return nil, err
+	}
+	blob, db, err := s.encryptUnder(ctx, "ReEncrypt", dst.k, dstAlg, pt, in.DestinationEncryptionContext)
 	if err != nil {
 		return nil, err
 	}
-	if dryRun(in.DryRun) {
-		return nil, newErr(excDryRun, msgDryRun)
-	}
-	pt, sb, err := s.decryptWith(ctx, "ReEncrypt", src, pb, in.SourceEncryptionContext)
-	if err != nil {
-		return nil, err
-	}
-	blob, db, err := s.encryptWith(ctx, "ReEncrypt", dst.k, pt, in.DestinationEncryptionContext)
-	clear(pt)
-	if err != nil {
-		return nil, err
-	}
-	return reEncryptOutput{
+	out := reEncryptOutput{
 		CiphertextBlob: blob, SourceKeyID: src.ARN, KeyID: dst.k.ARN,
-		SourceEncryptionAlgorithm: algSymmetric, DestinationEncryptionAlgorithm: algSymmetric,
-		SourceKeyMaterialID: sb.KeyMaterialID, DestinationKeyMaterialID: db.KeyMaterialID,
-	}, nil
+		SourceEncryptionAlgorithm: srcAlg, DestinationEncryptionAlgorithm: dstAlg,
+		SourceKeyMaterialID: sb.KeyMaterialID,
+	}
+	if isSymmetric(dst.k) {
+		out.DestinationKeyMaterialID = db.KeyMaterialID
+	}
+	return out, nil
 }
 
 type generateDataKeyInput struct {
@@ -405,6 +586,9 @@ func (s *Service) dataKey(ctx context.Context, op string, in generateDataKeyInpu
 	ki, err := s.viewKey(op, *in.KeyID, true)
 	if err != nil {
 		return nil, err
+	}
+	if !isSymmetric(ki.k) {
+		return nil, wrongUsage(ki.k, op)
 	}
 	if dryRun(in.DryRun) {
 		return nil, newErr(excDryRun, msgDryRun)

@@ -162,14 +162,21 @@ func TestDefaultKeyStore(t *testing.T) {
 			code string
 			msg  string
 		}{
-			{"RSA key spec", &kmssdk.CreateKeyInput{KeySpec: types.KeySpecRsa2048, KeyUsage: types.KeyUsageTypeSignVerify}, "UnsupportedOperationException", "RSA_2048"},
+			{"secp256k1", &kmssdk.CreateKeyInput{KeySpec: types.KeySpecEccSecgP256k1, KeyUsage: types.KeyUsageTypeSignVerify}, "UnsupportedOperationException", "secp256k1"},
+			{"SM2", &kmssdk.CreateKeyInput{KeySpec: types.KeySpecSm2, KeyUsage: types.KeyUsageTypeSignVerify}, "UnsupportedOperationException", "SM2"},
+			{"Ed25519", &kmssdk.CreateKeyInput{KeySpec: types.KeySpecEccNistEdwards25519, KeyUsage: types.KeyUsageTypeSignVerify}, "UnsupportedOperationException", "Ed25519"},
+			{"ML-DSA", &kmssdk.CreateKeyInput{KeySpec: types.KeySpecMlDsa65, KeyUsage: types.KeyUsageTypeSignVerify}, "UnsupportedOperationException", "ML_DSA_65"},
+			{"key agreement", &kmssdk.CreateKeyInput{KeySpec: types.KeySpecEccNistP256, KeyUsage: types.KeyUsageTypeKeyAgreement}, "UnsupportedOperationException", "KEY_AGREEMENT"},
+			{"ECC encrypt", &kmssdk.CreateKeyInput{KeySpec: types.KeySpecEccNistP384}, "ValidationException", "ENCRYPT_DECRYPT"},
+			{"RSA MAC", &kmssdk.CreateKeyInput{KeySpec: types.KeySpecRsa3072, KeyUsage: types.KeyUsageTypeGenerateVerifyMac}, "ValidationException", "RSA_3072"},
+			{"HMAC sign", &kmssdk.CreateKeyInput{KeySpec: types.KeySpecHmac384, KeyUsage: types.KeyUsageTypeSignVerify}, "ValidationException", "HMAC_384"},
 			//lint:ignore SA1019 the deprecated member must still be checked.
-			{"HMAC CustomerMasterKeySpec", &kmssdk.CreateKeyInput{CustomerMasterKeySpec: types.CustomerMasterKeySpecHmac256}, "UnsupportedOperationException", "HMAC_256"},
+			{"HMAC CustomerMasterKeySpec without usage", &kmssdk.CreateKeyInput{CustomerMasterKeySpec: types.CustomerMasterKeySpecHmac256}, "ValidationException", "HMAC_256"},
 			//lint:ignore SA1019 the deprecated member must still be checked.
 			{"both specs", &kmssdk.CreateKeyInput{KeySpec: types.KeySpecSymmetricDefault, CustomerMasterKeySpec: types.CustomerMasterKeySpecSymmetricDefault}, "ValidationException", ""},
 			{"bad key spec", &kmssdk.CreateKeyInput{KeySpec: "AES_512"}, "ValidationException", "keySpec"},
 			{"sign usage", &kmssdk.CreateKeyInput{KeyUsage: types.KeyUsageTypeSignVerify}, "ValidationException", "SIGN_VERIFY"},
-			{"external origin", &kmssdk.CreateKeyInput{Origin: types.OriginTypeExternal}, "UnsupportedOperationException", "EXTERNAL"},
+			{"external key store origin", &kmssdk.CreateKeyInput{Origin: types.OriginTypeExternalKeyStore}, "UnsupportedOperationException", "EXTERNAL_KEY_STORE"},
 			{"multi-Region", &kmssdk.CreateKeyInput{MultiRegion: aws.Bool(true)}, "UnsupportedOperationException", ""},
 			{"CloudHSM origin without store", &kmssdk.CreateKeyInput{Origin: types.OriginTypeAwsCloudhsm}, "ValidationException", "CustomKeyStoreId"},
 			{"store without origin", &kmssdk.CreateKeyInput{CustomKeyStoreId: aws.String("cks-1234567890abcdef0")}, "ValidationException", "AWS_CLOUDHSM"},

@@ -1,20 +1,95 @@
-// Package kms is the KMS API of the endpoint for symmetric keys: keys in
-// the default key store (backed by the KMS fleet, an HSM cluster KMS
-// owns) and in CloudHSM custom key stores (backed by a customer's
-// cluster, through its kmsuser crypto user), aliases, tags, key policies
-// and custom key stores. It serves AWS's JSON protocol through an
-// awsjson.Mux; shapes follow the botocore model, errors the reference
-// (/work/shared/reference/aws-kms-cloudhsm.md §2–§4).
+// Package kms is the KMS API of the endpoint: symmetric, asymmetric (RSA,
+// ECC) and HMAC keys in the default key store (backed by the KMS fleet, an
+// HSM cluster KMS owns), with generated or imported (BYOK) material and
+// rotation; symmetric keys in CloudHSM custom key stores (backed by a
+// customer's cluster, through its kmsuser crypto user); data keys and data
+// key pairs; aliases, tags, key policies, grants and custom key stores. It
+// serves AWS's JSON protocol through an awsjson.Mux; shapes follow the
+// botocore model, errors the reference
+// (/work/shared/reference/aws-kms-cloudhsm.md §2–§4, §7, §8).
 //
 // # No key material
 //
-// A KMS key is metadata (package store) naming HSM keys by handle: one
-// AES-256 key per material version, generated in the HSM, non-extractable,
-// usable only to encrypt and decrypt, labelled with the key's ARN, its id
-// attribute the 32 bytes of the KeyMaterialId. Encrypt and Decrypt are
-// AES-GCM in the HSM; data keys come from the HSM's generator. The
-// endpoint sees plaintext only on its way to or from the caller who sent
-// or asked for it, and no key material ever.
+// A KMS key is metadata (package store) naming HSM keys by handle, one
+// per material version, each labelled with the key's ARN and
+// non-extractable: an AES-256 key (SYMMETRIC_DEFAULT, usable only to
+// encrypt and decrypt), an RSA or EC key pair (the private half signs or
+// decrypts, the public half verifies or encrypts), or a generic secret
+// (HMAC keys, usable only for MACs). A generated key's id attribute is
+// the 32 bytes of its KeyMaterialId. Encrypt and Decrypt are AES-GCM (or
+// RSA-OAEP) in the HSM, Sign, Verify, GenerateMac and VerifyMac run there
+// too, GetPublicKey reads the HSM's public key object, and data keys come
+// from the HSM's generator. The endpoint sees plaintext only on its way to
+// or from the caller who sent or asked for it, and no key material ever,
+// but the private key of a data key pair, which the caller asked for.
+//
+// # Key specs
+//
+// keyspec.go is reference §2.1's table: RSA_2048/3072/4096 (ENCRYPT_DECRYPT
+// with RSAES_OAEP_SHA_1/256, or SIGN_VERIFY with the six RSASSA
+// algorithms), ECC_NIST_P256/P384/P521 (SIGN_VERIFY, ECDSA with the
+// curve's hash), HMAC_224/256/384/512 (GENERATE_VERIFY_MAC). ECC_SECG_P256K1
+// is UnsupportedOperationException: the HSMs have no secp256k1 (their
+// cryptocore implements P-256, P-384 and P-521 only); so are SM2 (China
+// Regions), ML-DSA, Ed25519 and KEY_AGREEMENT usage. Asymmetric ciphertext
+// is raw RSA-OAEP (no header): Decrypt then needs the KeyId and the
+// algorithm, and anyone with the public key can encrypt offline. A DIGEST
+// message must have the hash's length. A verification or MAC check that
+// fails is KMSInvalidSignatureException or KMSInvalidMacException. RSA
+// key pairs take seconds to generate, so they are generated through a
+// second session of the fleet's user (keygen), whose attempts may last
+// KeyGenTimeout; a write through the main session afterwards makes its
+// reads see the pair.
+//
+// # Data key pairs
+//
+// GenerateDataKeyPair generates the pair in the fleet, as an extractable
+// key pair, and takes its private key out wrapped: the endpoint draws a
+// one-time AES-256 key, sends it into the fleet RSA-OAEP-encrypted under
+// the fleet's transport key pair (label "hsmsim:kms-transport", its
+// private half never leaves the fleet), has the HSM wrap the private key
+// with AES-KWP under it, unwraps the PKCS #8 in memory, and deletes the
+// temporary HSM keys (label "hsmsim:kms-temporary"; any a crash left are
+// deleted at start). The private key is then encrypted under the symmetric
+// KMS key as an ordinary ciphertext blob. Specs the HSMs lack
+// (ECC_SECG_P256K1, SM2, Ed25519) are UnsupportedOperationException.
+//
+// # Rotation
+//
+// Symmetric keys of the default key store rotate: each rotation adds an
+// AES-256 HSM key as the next material version, which new blobs name in
+// their header; older versions stay, so every earlier ciphertext
+// decrypts. RotateKeyOnDemand (at most 25 per key) rotates now;
+// automatic rotation (90 to 2560 days, default 365) happens in the
+// sweeper when the Service's clock passes the next rotation date (one
+// rotation per due date, Enabled keys only). Other keys (asymmetric,
+// HMAC, EXTERNAL, custom key store) are UnsupportedOperationException
+// "<ARN> origin is X (or key spec is X) which is not valid for this
+// operation.", footnote [6]'s words.
+//
+// # Imported key material
+//
+// An EXTERNAL key (any served spec) is PendingImport until
+// ImportKeyMaterial. GetParametersForImport generates an RSA wrapping key
+// pair in the fleet (private half non-extractable, unwrap only) and an
+// import token naming the key and that pair, valid 24 hours on the clock;
+// each call replaces the previous parameters. ImportKeyMaterial unwraps in
+// the HSM (UnwrapKey, RSA-OAEP or RSA-AES key wrap) into a new backing key.
+// A reimport must bring the same material: the HSM's key check value and
+// a check only the same material passes (it decrypts an AES-GCM value the
+// first material made, or reproduces an HMAC, or has the same public key)
+// tell; otherwise IncorrectKeyMaterialException. Material whose ValidTo
+// passed is deleted by the sweeper and the key returns to PendingImport.
+//
+// # Policies and grants
+//
+// Key policies and grants are data: validated and kept with AWS's rules
+// and formats (the default policy exactly as reference §8 writes it, the
+// 32 KB quota, principals of a valid form; grant ids of 64 hex digits,
+// URL-safe base64 grant tokens naming the grant, operations the key
+// supports, constraints only for operations that take an encryption
+// context, 50,000 grants per key), not evaluated: no request is refused
+// for lack of permission.
 //
 // # Ciphertext
 //
@@ -80,18 +155,36 @@
 //
 // # Time
 //
-// Deletion dates follow the endpoint's Clock, which an admin call
-// advances. A sweeper (and Sweep, which tests call) deletes the keys
-// whose date has passed: metadata and aliases first, in one transaction,
-// then the HSM keys, best effort.
+// Deletion dates, rotation dates, import tokens and imported material's
+// ValidTo follow the endpoint's Clock, which an admin call advances. A
+// sweeper (and Sweep, which tests call) deletes the keys whose date has
+// passed (metadata, aliases and grants first, in one transaction, then the
+// HSM keys, best effort), rotates the keys that are due and expires
+// imported material and import parameters. GetKeyLastUsage's record is
+// kept in memory: its TrackingStartDate is the Service's start.
 //
 // # Departures from AWS
 //
-//   - Only SYMMETRIC_DEFAULT keys with Origin AWS_KMS or AWS_CLOUDHSM;
-//     other specs and origins, multi-Region keys, external key stores
-//     and Recipient are UnsupportedOperationException.
-//   - Key policies are validated and kept, not evaluated; grants are not
-//     implemented (grant tokens are validated and ignored).
+//   - Multi-Region keys, KEY_AGREEMENT keys, external key stores,
+//     Recipient (Nitro attestation), and the specs ECC_SECG_P256K1, SM2,
+//     ML_DSA_* and ECC_NIST_EDWARDS25519 are UnsupportedOperationException
+//     at CreateKey. Since no such key exists, ReplicateKey and
+//     UpdatePrimaryRegion answer UnsupportedOperationException (not a
+//     multi-Region key) and DeriveSharedSecret InvalidKeyUsageException,
+//     as AWS does for the keys that can exist here.
+//   - Key policies and grants are validated and kept, not evaluated;
+//     grant tokens in requests are validated and ignored.
+//   - An imported key has one material: ImportType NEW_KEY_MATERIAL on a
+//     key that has material (on-demand rotation of imported keys) is
+//     UnsupportedOperationException, and EXTERNAL keys do not rotate.
+//   - Only the latest GetParametersForImport's token imports (an older
+//     unexpired one is InvalidImportTokenException).
+//   - Rotation and import errors whose text AWS does not document use
+//     footnote [6]'s pattern; InvalidKeyUsageException and the
+//     ValidationExceptions for specs, digests and plaintext sizes have
+//     hsmsim's own messages.
+//   - UpdateAlias to a key of another type or usage is
+//     ValidationException (AWS documents the rule, not the exception).
 //   - USER_NOT_FOUND is reported only if an HSM says so; hsmsim's HSMs
 //     answer an unknown user like a wrong password, which is
 //     INVALID_CREDENTIALS. USER_LOGGED_IN never happens.

@@ -37,16 +37,24 @@ const (
 	excUnsupportedOperation    = "UnsupportedOperationException"
 	excValidation              = "ValidationException"
 	excAccessDenied            = "AccessDeniedException"
+	excInvalidSignature        = "KMSInvalidSignatureException"
+	excInvalidMac              = "KMSInvalidMacException"
+	excConflict                = "ConflictException"
+	excExpiredImportToken      = "ExpiredImportTokenException"
+	excInvalidImportToken      = "InvalidImportTokenException"
+	excIncorrectKeyMaterial    = "IncorrectKeyMaterialException"
+	excInvalidGrantID          = "InvalidGrantIdException"
+	excInvalidGrantToken       = "InvalidGrantTokenException"
 )
 
 // statusOf is each exception's HTTP status: 404 NotFound; 409 Disabled,
-// KMSInvalidState, AlreadyExists; 412 DryRun; 500 the faults; 503
-// DependencyTimeout; 400 the rest.
+// KMSInvalidState, AlreadyExists, Conflict; 412 DryRun; 500 the faults;
+// 503 DependencyTimeout; 400 the rest.
 func statusOf(typ string) int {
 	switch typ {
 	case excNotFound:
 		return http.StatusNotFound
-	case excDisabled, excInvalidState, excAlreadyExists:
+	case excDisabled, excInvalidState, excAlreadyExists, excConflict:
 		return http.StatusConflict
 	case excDryRun:
 		return http.StatusPreconditionFailed

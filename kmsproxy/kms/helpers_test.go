@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,17 +55,36 @@ type env struct {
 	clock  *clock.Clock
 	log    hclog.Logger
 
+	logMu sync.Mutex
+	logs  bytes.Buffer
+
 	svc *kms.Service
 	mux atomic.Pointer[awsjson.Mux]
 	srv *httptest.Server
 	kms *kmssdk.Client
 }
 
-type testWriter struct{ t testing.TB }
+// testWriter sends the endpoint's logs to the test's log and keeps a copy
+// (for the scans for key material).
+type testWriter struct {
+	t    testing.TB
+	mu   *sync.Mutex
+	copy *bytes.Buffer
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
+	w.mu.Lock()
+	w.copy.Write(p)
+	w.mu.Unlock()
 	return len(p), nil
+}
+
+// logged returns everything the endpoint logged so far.
+func (e *env) logged() []byte {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	return bytes.Clone(e.logs.Bytes())
 }
 
 // newEnv starts the fleet (three HSMs, crypto user "kms"), records it and
@@ -72,7 +92,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir()}
-	e.log = hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Info, Output: testWriter{t}})
+	e.log = hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Info, Output: testWriter{t: t, mu: &e.logMu, copy: &e.logs}})
 	var err error
 	e.cstore, err = cluster.NewStore(e.dir)
 	require.NoError(t, err)

@@ -22,8 +22,8 @@ import (
 // concurrent use.
 //
 // Errors wrap one of ErrHSMUnavailable, ErrHSMDecrypt, ErrHSMKeyNotFound,
-// ErrHSMDenied or ErrHSMFailed; their messages never carry key material
-// or plaintext.
+// ErrHSMDenied, ErrHSMInvalidInput or ErrHSMFailed; their messages never
+// carry key material or plaintext.
 type HSM interface {
 	// GenerateKey creates a non-extractable AES-256 key usable only to
 	// encrypt and decrypt, with the label and the (cluster-unique) id
@@ -50,6 +50,9 @@ var (
 	ErrHSMKeyNotFound = errors.New("kms: HSM key not found")
 	// ErrHSMDenied is returned when the HSM refused the user.
 	ErrHSMDenied = errors.New("kms: HSM refused the user")
+	// ErrHSMInvalidInput is returned when the HSM refused the request's
+	// input (an unwrapped key of the wrong size or type, ...).
+	ErrHSMInvalidInput = errors.New("kms: HSM refused the input")
 	// ErrHSMFailed is returned for any other HSM failure.
 	ErrHSMFailed = errors.New("kms: HSM operation failed")
 )
@@ -68,7 +71,7 @@ func hsmError(op string, err error) error {
 			sentinel = ErrHSMFailed
 		}
 	case codes.InvalidArgument:
-		sentinel = ErrHSMFailed
+		sentinel = ErrHSMInvalidInput
 		if strings.Contains(st.Message(), "decryption failed") {
 			sentinel = ErrHSMDecrypt
 		}
@@ -146,16 +149,173 @@ func (h *clientHSM) GenerateKey(ctx context.Context, label string, id []byte) (u
 	if err == nil {
 		return resp.GetKey().GetHandle(), nil
 	}
-	// A write whose fate is unknown (leadership lost mid-flight, applied
-	// but not yet visible here) or that a retry found done (the id is
-	// taken): the id is unique, so a lookup says whether the key exists.
-	if c := status.Code(err); c == codes.Unavailable || c == codes.Aborted || c == codes.AlreadyExists {
-		if found, ferr := h.api.FindKeys(ctx, &hsmv1.FindKeysRequest{Id: id}); ferr == nil && len(found.GetKeys()) == 1 &&
-			found.GetKeys()[0].GetLabel() == label {
-			return found.GetKeys()[0].GetHandle(), nil
-		}
+	if found := h.recovered(ctx, err, label, id); len(found) == 1 {
+		return found[0].GetHandle(), nil
 	}
 	return 0, hsmError("generate key", err)
+}
+
+// recovered looks up, after a key-creating write failed, whether the
+// write happened anyway: a write whose fate is unknown (leadership lost
+// mid-flight, applied but not yet visible here) or that a retry found
+// done (the id is taken). The id is unique in the cluster (both halves of
+// a pair share it), so a lookup says whether the keys exist.
+func (h *clientHSM) recovered(ctx context.Context, err error, label string, id []byte) []*hsmv1.KeyAttributes {
+	if c := status.Code(err); c != codes.Unavailable && c != codes.Aborted && c != codes.AlreadyExists {
+		return nil
+	}
+	found, ferr := h.api.FindKeys(ctx, &hsmv1.FindKeysRequest{Id: id})
+	if ferr != nil {
+		return nil
+	}
+	for _, k := range found.GetKeys() {
+		if k.GetLabel() != label {
+			return nil
+		}
+	}
+	return found.GetKeys()
+}
+
+// generateSecret creates a non-extractable generic secret (HMAC) key of
+// bits bits, usable only to compute and verify MACs.
+func (h *clientHSM) generateSecret(ctx context.Context, label string, id []byte, bits uint32) (uint64, error) {
+	resp, err := h.api.GenerateSymmetricKey(ctx, &hsmv1.GenerateSymmetricKeyRequest{
+		Type: hsmv1.KeyType_KEY_TYPE_GENERIC_SECRET, SizeBits: bits, Label: label, Id: id,
+		Usage: &hsmv1.KeyUsage{Sign: true, Verify: true},
+	})
+	if err == nil {
+		return resp.GetKey().GetHandle(), nil
+	}
+	if found := h.recovered(ctx, err, label, id); len(found) == 1 {
+		return found[0].GetHandle(), nil
+	}
+	return 0, hsmError("generate secret", err)
+}
+
+// generateKeyPair creates an RSA or EC key pair; usage applies to the
+// private half (the public half gets encrypt, verify and wrap as the
+// private one has decrypt, sign and unwrap). It returns both halves.
+func (h *clientHSM) generateKeyPair(ctx context.Context, req *hsmv1.GenerateKeyPairRequest) (priv, pub *hsmv1.KeyAttributes, err error) {
+	resp, err := h.api.GenerateKeyPair(ctx, req)
+	if err == nil {
+		return resp.GetPrivateKey(), resp.GetPublicKey(), nil
+	}
+	if found := h.recovered(ctx, err, req.GetLabel(), req.GetId()); len(found) == 2 {
+		for _, k := range found {
+			if k.GetClass() == hsmv1.KeyClass_KEY_CLASS_PRIVATE {
+				priv = k
+			} else {
+				pub = k
+			}
+		}
+		if priv != nil && pub != nil {
+			return priv, pub, nil
+		}
+	}
+	return nil, nil, hsmError("generate key pair", err)
+}
+
+// relabel sets a key's label: a write, after which this client's reads
+// see every write of the cluster up to it (read-your-writes follows the
+// highest index a client observed).
+func (h *clientHSM) relabel(ctx context.Context, handle uint64, label string) error {
+	_, err := h.api.SetAttribute(ctx, &hsmv1.SetAttributeRequest{Handle: handle, Attribute: &hsmv1.SetAttributeRequest_Label{Label: label}})
+	if err != nil {
+		return hsmError("set label", err)
+	}
+	return nil
+}
+
+// unwrapKey imports a wrapped key as a new HSM key.
+func (h *clientHSM) unwrapKey(ctx context.Context, req *hsmv1.UnwrapKeyRequest) (*hsmv1.KeyAttributes, error) {
+	resp, err := h.api.UnwrapKey(ctx, req)
+	if err == nil {
+		return resp.GetKey(), nil
+	}
+	if found := h.recovered(ctx, err, req.GetLabel(), req.GetId()); len(found) == 1 {
+		return found[0], nil
+	}
+	return nil, hsmError("unwrap key", err)
+}
+
+// wrapKey wraps an extractable key under a wrapping key.
+func (h *clientHSM) wrapKey(ctx context.Context, req *hsmv1.WrapKeyRequest) ([]byte, error) {
+	resp, err := h.api.WrapKey(ctx, req)
+	if err != nil {
+		return nil, hsmError("wrap key", err)
+	}
+	return resp.GetWrapped(), nil
+}
+
+// attributes returns a key's attributes.
+func (h *clientHSM) attributes(ctx context.Context, handle uint64) (*hsmv1.KeyAttributes, error) {
+	resp, err := h.api.GetAttributes(ctx, &hsmv1.GetAttributesRequest{Handle: handle})
+	if err != nil {
+		return nil, hsmError("get attributes", err)
+	}
+	return resp.GetKey(), nil
+}
+
+// sign signs a message or digest.
+func (h *clientHSM) sign(ctx context.Context, req *hsmv1.SignRequest) ([]byte, error) {
+	resp, err := h.api.Sign(ctx, req)
+	if err != nil {
+		return nil, hsmError("sign", err)
+	}
+	return resp.GetSignature(), nil
+}
+
+// verify checks a signature; a signature that does not verify is false
+// and no error.
+func (h *clientHSM) verify(ctx context.Context, req *hsmv1.VerifyRequest) (bool, error) {
+	resp, err := h.api.Verify(ctx, req)
+	if err != nil {
+		return false, hsmError("verify", err)
+	}
+	return resp.GetValid(), nil
+}
+
+// generateMac computes an HMAC.
+func (h *clientHSM) generateMac(ctx context.Context, req *hsmv1.GenerateMacRequest) ([]byte, error) {
+	resp, err := h.api.GenerateMac(ctx, req)
+	if err != nil {
+		return nil, hsmError("generate mac", err)
+	}
+	return resp.GetMac(), nil
+}
+
+// verifyMac checks an HMAC; a MAC that differs is false and no error.
+func (h *clientHSM) verifyMac(ctx context.Context, req *hsmv1.VerifyMacRequest) (bool, error) {
+	resp, err := h.api.VerifyMac(ctx, req)
+	if err != nil {
+		return false, hsmError("verify mac", err)
+	}
+	return resp.GetValid(), nil
+}
+
+// encryptOAEP encrypts with RSA-OAEP, hash as the OAEP and MGF1 hash.
+func (h *clientHSM) encryptOAEP(ctx context.Context, handle uint64, hash hsmv1.Hash, plaintext []byte) ([]byte, error) {
+	resp, err := h.api.Encrypt(ctx, &hsmv1.EncryptRequest{
+		Handle: handle, Mechanism: hsmv1.EncryptionMechanism_ENCRYPTION_MECHANISM_RSA_OAEP,
+		Plaintext: plaintext, Hash: hash, MgfHash: hash,
+	})
+	if err != nil {
+		return nil, hsmError("encrypt", err)
+	}
+	return resp.GetCiphertext(), nil
+}
+
+// decryptOAEP reverses encryptOAEP; a ciphertext that does not decrypt is
+// ErrHSMDecrypt.
+func (h *clientHSM) decryptOAEP(ctx context.Context, handle uint64, hash hsmv1.Hash, ciphertext []byte) ([]byte, error) {
+	resp, err := h.api.Decrypt(ctx, &hsmv1.DecryptRequest{
+		Handle: handle, Mechanism: hsmv1.EncryptionMechanism_ENCRYPTION_MECHANISM_RSA_OAEP,
+		Ciphertext: ciphertext, Hash: hash, MgfHash: hash,
+	})
+	if err != nil {
+		return nil, hsmError("decrypt", err)
+	}
+	return resp.GetPlaintext(), nil
 }
 
 func (h *clientHSM) Encrypt(ctx context.Context, handle uint64, plaintext, aad []byte) ([]byte, error) {

@@ -16,9 +16,10 @@ import (
 
 	"github.com/hsmsim/hsmsim/kmsproxy/awsjson"
 	"github.com/hsmsim/hsmsim/kmsproxy/store"
+	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
 )
 
-// Values of the key's fixed properties (only symmetric keys exist here).
+// Values of the key's fixed properties.
 const (
 	specSymmetric    = "SYMMETRIC_DEFAULT"
 	usageEncrypt     = "ENCRYPT_DECRYPT"
@@ -176,7 +177,8 @@ func (s *Service) updateKey(op, keyID string, f func(tx *store.Tx, ki *keyInfo) 
 	return ki, err
 }
 
-// keyMetadata is botocore's KeyMetadata, as far as symmetric keys fill it.
+// keyMetadata is botocore's KeyMetadata (without the multi-Region, key
+// agreement and external key store members, which no key here has).
 type keyMetadata struct {
 	AWSAccountID          string             `json:"AWSAccountId"`
 	KeyID                 string             `json:"KeyId"`
@@ -193,7 +195,11 @@ type keyMetadata struct {
 	KeyManager            string             `json:"KeyManager"`
 	CustomerMasterKeySpec string             `json:"CustomerMasterKeySpec"`
 	KeySpec               string             `json:"KeySpec"`
-	EncryptionAlgorithms  []string           `json:"EncryptionAlgorithms"`
+	EncryptionAlgorithms  []string           `json:"EncryptionAlgorithms,omitempty"`
+	SigningAlgorithms     []string           `json:"SigningAlgorithms,omitempty"`
+	MacAlgorithms         []string           `json:"MacAlgorithms,omitempty"`
+	ValidTo               *awsjson.Timestamp `json:"ValidTo,omitempty"`
+	ExpirationModel       string             `json:"ExpirationModel,omitempty"`
 	MultiRegion           bool               `json:"MultiRegion"`
 	CurrentKeyMaterialID  string             `json:"CurrentKeyMaterialId,omitempty"`
 }
@@ -204,7 +210,7 @@ func (s *Service) metadata(ki *keyInfo) *keyMetadata {
 		AWSAccountID: s.cfg.Account, KeyID: k.ID, Arn: k.ARN, CreationDate: awsjson.TimeOf(k.CreationDate),
 		Enabled: ki.state == StateEnabled, Description: k.Description, KeyUsage: k.KeyUsage, KeyState: ki.state,
 		Origin: k.Origin, KeyManager: keyManagerCustom, CustomerMasterKeySpec: k.KeySpec, KeySpec: k.KeySpec,
-		EncryptionAlgorithms: []string{algSymmetric},
+		EncryptionAlgorithms: keyEncryptionAlgorithms(k), SigningAlgorithms: signingAlgorithms(k), MacAlgorithms: macAlgorithms(k),
 	}
 	if k.State == store.KeyPendingDeletion {
 		m.DeletionDate = awsjson.TimeOf(k.DeletionDate)
@@ -215,8 +221,19 @@ func (s *Service) metadata(ki *keyInfo) *keyMetadata {
 			m.CloudHsmClusterID = ki.cks.ClusterID
 		}
 	}
-	if cur, found := k.Current(); found {
+	cur, found := k.Current()
+	if found && isSymmetric(k) && cur.Handle != 0 {
+		// AWS reports it for symmetric keys, which can have several.
 		m.CurrentKeyMaterialID = cur.KeyMaterialID
+	}
+	if k.Origin == store.OriginExternal {
+		// Imported material: its expiration, once imported.
+		if found && cur.ImportState == store.Imported {
+			m.ExpirationModel = cur.ExpirationModel
+			if cur.ExpirationModel == expiresModel {
+				m.ValidTo = awsjson.TimeOf(cur.ValidTo)
+			}
+		}
 	}
 	return m
 }
@@ -288,11 +305,14 @@ type keyMetadataOutput struct {
 	KeyMetadata *keyMetadata `json:"KeyMetadata"`
 }
 
-// createKey is CreateKey: a symmetric key in the default key store (the
-// fleet) or, with Origin AWS_CLOUDHSM, in a connected custom key store.
-// The HSM key is generated first, labelled with the key's ARN; the
-// metadata is written once it exists, and the HSM key is deleted again
-// when that write fails.
+// createKey is CreateKey. A default-store key's material is generated in
+// the fleet: an AES-256 key (SYMMETRIC_DEFAULT), an RSA or EC key pair
+// (asymmetric), or a generic secret (HMAC), each non-extractable and
+// labelled with the key's ARN. A custom-key-store key is an AES-256 key
+// in the store's cluster. An EXTERNAL key has no material until
+// ImportKeyMaterial. The HSM key is generated first; the metadata is
+// written once it exists, and the HSM key is deleted again when that
+// write fails.
 func (s *Service) createKey(ctx context.Context, r *awsjson.Request) (any, error) {
 	var in createKeyInput
 	if err := r.Decode(&in); err != nil {
@@ -314,25 +334,19 @@ func (s *Service) createKey(ctx context.Context, r *awsjson.Request) (any, error
 	if in.KeySpec != nil && in.CustomerMasterKeySpec != nil {
 		return nil, validation("You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.")
 	}
-	spec := specSymmetric
+	specName := specSymmetric
 	if in.KeySpec != nil {
-		spec = *in.KeySpec
+		specName = *in.KeySpec
 	} else if in.CustomerMasterKeySpec != nil {
-		spec = *in.CustomerMasterKeySpec
-	}
-	if spec != specSymmetric {
-		return nil, newErr(excUnsupportedOperation, "KeySpec %s is not supported yet: hsmsim creates only SYMMETRIC_DEFAULT keys.", spec)
-	}
-	if u := str(in.KeyUsage); u != "" && u != usageEncrypt {
-		return nil, validation("KeyUsage %s is not compatible with KeySpec %s.", u, spec)
+		specName = *in.CustomerMasterKeySpec
 	}
 	origin := store.OriginAWSKMS
 	if in.Origin != nil {
 		origin = *in.Origin
 	}
 	switch {
-	case origin == "EXTERNAL" || origin == "EXTERNAL_KEY_STORE":
-		return nil, newErr(excUnsupportedOperation, "Origin %s is not supported yet: hsmsim creates keys with Origin AWS_KMS or AWS_CLOUDHSM.", origin)
+	case origin == "EXTERNAL_KEY_STORE":
+		return nil, newErr(excUnsupportedOperation, "Origin EXTERNAL_KEY_STORE is not supported: hsmsim has no external key stores.")
 	case in.MultiRegion != nil && *in.MultiRegion:
 		return nil, newErr(excUnsupportedOperation, "Multi-Region keys are not supported yet.")
 	case in.XksKeyID != nil:
@@ -341,6 +355,10 @@ func (s *Service) createKey(ctx context.Context, r *awsjson.Request) (any, error
 		return nil, validation("CustomKeyStoreId is required when Origin is AWS_CLOUDHSM.")
 	case origin != store.OriginAWSCloudHSM && in.CustomKeyStoreID != nil:
 		return nil, validation("Origin must be AWS_CLOUDHSM to create a KMS key in the custom key store %s.", *in.CustomKeyStoreID)
+	}
+	spec, usage, err := checkSpec(specName, in.KeyUsage, origin)
+	if err != nil {
+		return nil, err
 	}
 	policy := s.defaultPolicy()
 	if in.Policy != nil {
@@ -355,32 +373,33 @@ func (s *Service) createKey(ctx context.Context, r *awsjson.Request) (any, error
 	}
 
 	id := uuid.NewString()
-	material := make([]byte, 32)
-	rand.Read(material) // crypto/rand.Read never fails (Go 1.24+).
 	k := &store.Key{
 		ID: id, ARN: s.keyARN(id), Description: str(in.Description), State: store.KeyEnabled,
-		KeySpec: specSymmetric, KeyUsage: usageEncrypt, Origin: origin, CreationDate: s.clock.Now(),
+		KeySpec: spec.name, KeyUsage: usage, Origin: origin, CreationDate: s.clock.Now(),
 		Policy: policy, Tags: tags,
 	}
-	var h HSM = s.fleet
-	if origin == store.OriginAWSCloudHSM {
+	switch origin {
+	case store.OriginExternal:
+		k.State = store.KeyPendingImport
+	case store.OriginAWSCloudHSM:
 		cks, sh, err := s.customStoreForKey(ctx, *in.CustomKeyStoreID)
 		if err != nil {
 			return nil, err
 		}
-		k.CustomKeyStoreID, k.ClusterID, h = cks.ID, cks.ClusterID, sh
-	}
-	hctx, cancel := s.hsmCtx(ctx)
-	defer cancel()
-	handle, err := h.GenerateKey(hctx, k.ARN, material)
-	if err != nil {
-		if origin == store.OriginAWSCloudHSM {
+		k.CustomKeyStoreID, k.ClusterID = cks.ID, cks.ClusterID
+		b, err := s.newSymmetricMaterial(ctx, sh, k, 1)
+		if err != nil {
 			s.log.Warn("key generation in the custom key store failed", "custom_key_store_id", k.CustomKeyStoreID, "error", err)
 			return nil, newErr(excInternal, msgCannotCommunicate)
 		}
-		return nil, s.hsmErr("CreateKey", k, err)
+		k.BackingKeys = []store.BackingKey{b}
+	default:
+		b, err := s.newMaterial(ctx, k, spec)
+		if err != nil {
+			return nil, s.hsmErr("CreateKey", k, err)
+		}
+		k.BackingKeys = []store.BackingKey{b}
 	}
-	k.BackingKeys = []store.BackingKey{{Version: 1, Handle: handle, KeyMaterialID: hex.EncodeToString(material)}}
 	var ki *keyInfo
 	err = s.db.Update(func(tx *store.Tx) error {
 		if k.CustomKeyStoreID != "" {
@@ -400,8 +419,131 @@ func (s *Service) createKey(ctx context.Context, r *awsjson.Request) (any, error
 		s.deleteBackingKeys(context.WithoutCancel(ctx), k)
 		return nil, err
 	}
-	s.log.Info("key created", "key_id", id, "origin", origin, "custom_key_store_id", k.CustomKeyStoreID)
+	s.log.Info("key created", "key_id", id, "key_spec", k.KeySpec, "key_usage", k.KeyUsage, "origin", origin,
+		"custom_key_store_id", k.CustomKeyStoreID)
 	return keyMetadataOutput{KeyMetadata: s.metadata(ki)}, nil
+}
+
+// checkSpec checks a KeySpec, KeyUsage and Origin combination and returns
+// the spec and the usage (ENCRYPT_DECRYPT when none is given): specs the
+// fleet cannot back and key agreement are UnsupportedOperationException,
+// as is anything but SYMMETRIC_DEFAULT in a custom key store (reference
+// §4.4); a usage the spec does not allow is ValidationException.
+func checkSpec(name string, usageIn *string, origin string) (*keySpec, string, error) {
+	if msg, found := unsupportedSpecs[name]; found {
+		return nil, "", newErr(excUnsupportedOperation, "%s", msg)
+	}
+	spec := specTable[name]
+	if spec == nil {
+		return nil, "", validation("KeySpec %s is not valid.", name)
+	}
+	if origin == store.OriginAWSCloudHSM && spec.class != classSymmetric {
+		return nil, "", newErr(excUnsupportedOperation,
+			"KeySpec %s is not supported in a custom key store: an AWS CloudHSM key store holds only SYMMETRIC_DEFAULT keys.", name)
+	}
+	usage := usageEncrypt
+	if usageIn != nil {
+		usage = *usageIn
+	}
+	if usage == usageAgree && spec.class == classEC {
+		return nil, "", newErr(excUnsupportedOperation, "KeyUsage KEY_AGREEMENT is not supported by hsmsim (DeriveSharedSecret is not implemented).")
+	}
+	if !spec.allows(usage) {
+		return nil, "", validation("KeyUsage %s is not compatible with KeySpec %s.", usage, name)
+	}
+	return spec, usage, nil
+}
+
+// newKeyMaterialID returns a fresh KeyMaterialId: 32 random bytes, which
+// are also the HSM key's id attribute.
+func newKeyMaterialID() []byte {
+	id := make([]byte, 32)
+	rand.Read(id) // crypto/rand.Read never fails (Go 1.24+).
+	return id
+}
+
+// newSymmetricMaterial generates an AES-256 backing key of a given
+// material version in h.
+func (s *Service) newSymmetricMaterial(ctx context.Context, h HSM, k *store.Key, version uint32) (store.BackingKey, error) {
+	mid := newKeyMaterialID()
+	hctx, cancel := s.hsmCtx(ctx)
+	defer cancel()
+	handle, err := h.GenerateKey(hctx, k.ARN, mid)
+	if err != nil {
+		return store.BackingKey{}, err
+	}
+	return store.BackingKey{Version: version, Handle: handle, KeyMaterialID: hex.EncodeToString(mid)}, nil
+}
+
+// newMaterial generates the first material of a default-store key in the
+// fleet, as its spec and usage say.
+func (s *Service) newMaterial(ctx context.Context, k *store.Key, spec *keySpec) (store.BackingKey, error) {
+	if spec.class == classSymmetric {
+		return s.newSymmetricMaterial(ctx, s.fleet, k, 1)
+	}
+	mid := newKeyMaterialID()
+	b := store.BackingKey{Version: 1, KeyMaterialID: hex.EncodeToString(mid)}
+	if spec.class == classHMAC {
+		hctx, cancel := s.hsmCtx(ctx)
+		defer cancel()
+		handle, err := s.fleet.generateSecret(hctx, k.ARN, mid, spec.bits)
+		b.Handle = handle
+		return b, err
+	}
+
+	req := &hsmv1.GenerateKeyPairRequest{Label: k.ARN, Id: mid, Usage: &hsmv1.KeyUsage{}}
+	if spec.class == classRSA {
+		req.Type, req.ModulusBits = hsmv1.KeyType_KEY_TYPE_RSA, spec.bits
+	} else {
+		req.Type, req.Curve = hsmv1.KeyType_KEY_TYPE_EC, spec.curve
+	}
+	if k.KeyUsage == usageSign {
+		req.Usage.Sign = true
+	} else {
+		req.Usage.Decrypt = true
+	}
+	priv, pub, err := s.generateKeyPair(ctx, req)
+	if err != nil {
+		return b, err
+	}
+	b.Handle, b.PublicHandle = priv.GetHandle(), pub.GetHandle()
+	return b, nil
+}
+
+// generateKeyPair generates a key pair in the fleet through the keygen
+// session, whose attempts may last KeyGenTimeout, then syncs the fleet
+// session so that its reads see the pair.
+func (s *Service) generateKeyPair(ctx context.Context, req *hsmv1.GenerateKeyPairRequest) (priv, pub *hsmv1.KeyAttributes, err error) {
+	kctx, cancel := s.keygenCtx(ctx)
+	priv, pub, err = s.keygen.generateKeyPair(kctx, req)
+	cancel()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.syncFleet(ctx); err != nil {
+		s.deleteHSMKey(context.WithoutCancel(ctx), s.keygen, req.GetLabel(), priv.GetHandle())
+		s.deleteHSMKey(context.WithoutCancel(ctx), s.keygen, req.GetLabel(), pub.GetHandle())
+		return nil, nil, err
+	}
+	return priv, pub, nil
+}
+
+// syncFleet makes the fleet session's reads see every write made before
+// (through the keygen session too): a client reads its own writes, by the
+// highest Raft index it observed, so one write through the fleet session
+// (the internal key's label, set again) raises that index above them.
+func (s *Service) syncFleet(ctx context.Context) error {
+	hctx, cancel := s.hsmCtx(ctx)
+	defer cancel()
+	h, err := s.internalKey(hctx)
+	if err != nil {
+		return err
+	}
+	if err := s.fleet.relabel(hctx, h, internalKeyLabel); err != nil {
+		s.forgetInternalKey(err)
+		return err
+	}
+	return nil
 }
 
 type keyIDInput struct {
@@ -416,7 +558,7 @@ func checkKeyID(v *awsjson.Validator, member string, id *string) {
 }
 
 // checkGrantTokens validates each of GrantTokens (1..8192 characters);
-// grants are not implemented, so valid tokens change nothing.
+// grants are not enforced, so valid tokens change nothing.
 func checkGrantTokens(v *awsjson.Validator, tokens []string) {
 	for i := range tokens {
 		v.Length(fmt.Sprintf("grantTokens.%d.member", i+1), &tokens[i], 1, 8192)

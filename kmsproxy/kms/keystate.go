@@ -88,11 +88,38 @@ func (v verdict) err(arn string) *awsjson.Error {
 // Operation classes of the key-state table: the operations that share a
 // row of reference §3's table.
 const (
-	// rowCrypto: Encrypt, Decrypt, ReEncrypt, GenerateDataKey(WithoutPlaintext).
+	// rowCrypto: Encrypt, Decrypt, ReEncrypt, GenerateDataKey(WithoutPlaintext),
+	// GenerateDataKeyPair(WithoutPlaintext), Sign, Verify, GenerateMac,
+	// VerifyMac, GetPublicKey, DeriveSharedSecret (as Sign, reference §3).
+	// (The table marks PendingImport and
+	// Unavailable "n/a" for the asymmetric and HMAC operations: a key in
+	// a custom key store is never asymmetric or HMAC; an EXTERNAL
+	// asymmetric or HMAC key waiting for its material gets footnote [5].)
 	rowCrypto = "crypto"
-	// rowAnyState: DescribeKey, GetKeyPolicy, ListKeyPolicies,
-	// ListResourceTags, ListAliases, DeleteAlias.
+	// rowAnyState: DescribeKey, GetKeyPolicy, PutKeyPolicy,
+	// ListKeyPolicies, ListResourceTags, ListAliases, DeleteAlias,
+	// ListGrants, RetireGrant, RevokeGrant; and, not in the 2023 table,
+	// GetKeyRotationStatus and ListKeyRotations (their key-type rules,
+	// UnsupportedOperationException, are checked before the state) and
+	// GetKeyLastUsage.
 	rowAnyState = "any-state"
+	// rowGrant: CreateGrant (an Unavailable key accepts grants).
+	rowGrant = "create-grant"
+	// rowRotation: EnableKeyRotation, DisableKeyRotation and (not in the
+	// 2023 table; its model errors are the same) RotateKeyOnDemand, for
+	// the keys that rotate: footnote [1] when Disabled, [3] when pending
+	// deletion. Footnotes [6] and [7] (EXTERNAL, custom key store) are
+	// key-type rules checked before the state.
+	rowRotation = "rotation"
+	// rowImportParameters: GetParametersForImport (footnote [8] when
+	// pending deletion, [15] when updating; [9] is a key-type rule).
+	rowImportParameters = "import-parameters"
+	// rowImport: ImportKeyMaterial (as GetParametersForImport, but
+	// allowed while Updating).
+	rowImport = "import"
+	// rowDeleteImport: DeleteImportedKeyMaterial (any state of an
+	// EXTERNAL key, but Creating and Updating).
+	rowDeleteImport = "delete-import"
 	// rowMetadata: CreateAlias, TagResource, UntagResource,
 	// UpdateKeyDescription.
 	rowMetadata = "metadata"
@@ -142,6 +169,31 @@ var keyStateTable = map[string]map[KeyState]verdict{
 		StatePendingReplicaDeletion: pendingDeletion, StatePendingImport: ok,
 		StateUnavailable: ok, StateCreating: ok, StateUpdating: updating,
 	},
+	rowGrant: {
+		StateEnabled: ok, StateDisabled: disabled, StatePendingDeletion: pendingDeletion,
+		StatePendingReplicaDeletion: pendingDeletion, StatePendingImport: pendingImport,
+		StateUnavailable: ok, StateCreating: creating, StateUpdating: ok,
+	},
+	rowRotation: {
+		StateEnabled: ok, StateDisabled: disabled, StatePendingDeletion: pendingDeletion,
+		StatePendingReplicaDeletion: pendingDeletion, StatePendingImport: pendingImport,
+		StateUnavailable: unavailable, StateCreating: creating, StateUpdating: ok,
+	},
+	rowImportParameters: {
+		StateEnabled: ok, StateDisabled: ok, StatePendingDeletion: pendingDeletion,
+		StatePendingReplicaDeletion: pendingDeletion, StatePendingImport: ok,
+		StateUnavailable: unavailable, StateCreating: creating, StateUpdating: updating,
+	},
+	rowImport: {
+		StateEnabled: ok, StateDisabled: ok, StatePendingDeletion: pendingDeletion,
+		StatePendingReplicaDeletion: pendingDeletion, StatePendingImport: ok,
+		StateUnavailable: unavailable, StateCreating: creating, StateUpdating: ok,
+	},
+	rowDeleteImport: {
+		StateEnabled: ok, StateDisabled: ok, StatePendingDeletion: ok,
+		StatePendingReplicaDeletion: ok, StatePendingImport: ok,
+		StateUnavailable: unavailable, StateCreating: creating, StateUpdating: updating,
+	},
 	rowCancel: {
 		StateEnabled: notPendingDeletion, StateDisabled: notPendingDeletion, StatePendingDeletion: ok,
 		StatePendingReplicaDeletion: ok, StatePendingImport: notPendingDeletion,
@@ -153,9 +205,19 @@ var keyStateTable = map[string]map[KeyState]verdict{
 var opRows = map[string]string{
 	"Encrypt": rowCrypto, "Decrypt": rowCrypto, "ReEncrypt": rowCrypto,
 	"GenerateDataKey": rowCrypto, "GenerateDataKeyWithoutPlaintext": rowCrypto,
-	"DescribeKey": rowAnyState, "GetKeyPolicy": rowAnyState, "ListKeyPolicies": rowAnyState,
+	"GenerateDataKeyPair": rowCrypto, "GenerateDataKeyPairWithoutPlaintext": rowCrypto,
+	"Sign": rowCrypto, "Verify": rowCrypto, "GenerateMac": rowCrypto, "VerifyMac": rowCrypto, "GetPublicKey": rowCrypto,
+	"DeriveSharedSecret": rowCrypto,
+	"DescribeKey":        rowAnyState, "GetKeyPolicy": rowAnyState, "ListKeyPolicies": rowAnyState,
 	"ListResourceTags": rowAnyState, "ListAliases": rowAnyState, "DeleteAlias": rowAnyState,
-	"CreateAlias": rowMetadata, "TagResource": rowMetadata, "UntagResource": rowMetadata,
+	"PutKeyPolicy": rowAnyState, "ListGrants": rowAnyState, "RetireGrant": rowAnyState, "RevokeGrant": rowAnyState,
+	"GetKeyRotationStatus": rowAnyState, "ListKeyRotations": rowAnyState, "GetKeyLastUsage": rowAnyState,
+	"CreateGrant":       rowGrant,
+	"EnableKeyRotation": rowRotation, "DisableKeyRotation": rowRotation, "RotateKeyOnDemand": rowRotation,
+	"GetParametersForImport":    rowImportParameters,
+	"ImportKeyMaterial":         rowImport,
+	"DeleteImportedKeyMaterial": rowDeleteImport,
+	"CreateAlias":               rowMetadata, "TagResource": rowMetadata, "UntagResource": rowMetadata,
 	"UpdateKeyDescription": rowMetadata,
 	"UpdateAlias":          rowAliasTarget,
 	"EnableKey":            rowEnableDisable, "DisableKey": rowEnableDisable,

@@ -32,10 +32,23 @@ func TestKeyStateTable(t *testing.T) {
 		enableRow  = []cell{okCell, okCell, pd, pd, pi, okCell, creatingC, updatingC}
 		scheduleRw = []cell{okCell, okCell, pd, pd, okCell, okCell, okCell, updatingC}
 		cancelRow  = []cell{notPD, notPD, okCell, okCell, notPD, notPD, notPD, notPD}
+		grantRow   = []cell{okCell, dis, pd, pd, pi, okCell, creatingC, okCell}
+		rotateRow  = []cell{okCell, dis, pd, pd, pi, unav, creatingC, okCell}
+		paramsRow  = []cell{okCell, okCell, pd, pd, okCell, unav, creatingC, updatingC}
+		importRow  = []cell{okCell, okCell, pd, pd, okCell, unav, creatingC, okCell}
+		delImpRow  = []cell{okCell, okCell, okCell, okCell, okCell, unav, creatingC, updatingC}
 	)
 	rows := map[string][]cell{
 		"Encrypt": cryptoRow, "Decrypt": cryptoRow, "ReEncrypt": cryptoRow,
 		"GenerateDataKey": cryptoRow, "GenerateDataKeyWithoutPlaintext": cryptoRow,
+		"GenerateDataKeyPair": cryptoRow, "GenerateDataKeyPairWithoutPlaintext": cryptoRow,
+		"DeriveSharedSecret": cryptoRow,
+		"Sign":               cryptoRow, "Verify": cryptoRow, "GenerateMac": cryptoRow, "VerifyMac": cryptoRow, "GetPublicKey": cryptoRow,
+		"PutKeyPolicy": anyRow, "ListGrants": anyRow, "RetireGrant": anyRow, "RevokeGrant": anyRow,
+		"GetKeyRotationStatus": anyRow, "ListKeyRotations": anyRow, "GetKeyLastUsage": anyRow,
+		"CreateGrant":       grantRow,
+		"EnableKeyRotation": rotateRow, "DisableKeyRotation": rotateRow, "RotateKeyOnDemand": rotateRow,
+		"GetParametersForImport": paramsRow, "ImportKeyMaterial": importRow, "DeleteImportedKeyMaterial": delImpRow,
 		"DescribeKey": anyRow, "GetKeyPolicy": anyRow, "ListKeyPolicies": anyRow, "ListResourceTags": anyRow,
 		"ListAliases": anyRow, "DeleteAlias": anyRow,
 		"CreateAlias": metaRow, "TagResource": metaRow, "UntagResource": metaRow, "UpdateKeyDescription": metaRow,
@@ -64,7 +77,7 @@ func TestKeyStateTable(t *testing.T) {
 		}
 	}
 	t.Run("unknown operation fails closed", func(t *testing.T) {
-		err := checkState("Sign", StateEnabled, arn)
+		err := checkState("ReplicateKey", StateEnabled, arn)
 		require.NotNil(t, err)
 		require.Equal(t, "KMSInternalException", err.Type)
 		err = checkState("Encrypt", KeyState("Bogus"), arn)

@@ -37,6 +37,18 @@ func TestCustomKeyStoreLifecycle(t *testing.T) {
 
 	var md *types.KeyMetadata
 	var blob []byte
+	t.Run("only symmetric keys", func(t *testing.T) {
+		for _, in := range []*kmssdk.CreateKeyInput{
+			{KeySpec: types.KeySpecRsa2048, KeyUsage: types.KeyUsageTypeSignVerify},
+			{KeySpec: types.KeySpecEccNistP256, KeyUsage: types.KeyUsageTypeSignVerify},
+			{KeySpec: types.KeySpecHmac256, KeyUsage: types.KeyUsageTypeGenerateVerifyMac},
+		} {
+			in.Origin, in.CustomKeyStoreId = types.OriginTypeAwsCloudhsm, aws.String(storeID)
+			_, err := e.kms.CreateKey(ctx, in)
+			requireAPIError(t, err, "UnsupportedOperationException", string(in.KeySpec), "custom key store")
+		}
+	})
+
 	t.Run("keys and crypto", func(t *testing.T) {
 		before := keyCount(cust, 0)
 		md = e.createCustomKey(storeID)
@@ -76,6 +88,29 @@ func TestCustomKeyStoreLifecycle(t *testing.T) {
 	})
 
 	newCustomKey := func(*testing.T) string { return *e.createCustomKey(storeID).KeyId }
+	t.Run("no rotation, key pairs or import", func(t *testing.T) {
+		msg := *md.Arn + " origin is AWS_CLOUDHSM which is not valid for this operation."
+		for name, err := range map[string]error{
+			"enable":    errOf(e.kms.EnableKeyRotation(ctx, &kmssdk.EnableKeyRotationInput{KeyId: md.KeyId})),
+			"disable":   errOf(e.kms.DisableKeyRotation(ctx, &kmssdk.DisableKeyRotationInput{KeyId: md.KeyId})),
+			"status":    errOf(e.kms.GetKeyRotationStatus(ctx, &kmssdk.GetKeyRotationStatusInput{KeyId: md.KeyId})),
+			"on demand": errOf(e.kms.RotateKeyOnDemand(ctx, &kmssdk.RotateKeyOnDemandInput{KeyId: md.KeyId})),
+			"list":      errOf(e.kms.ListKeyRotations(ctx, &kmssdk.ListKeyRotationsInput{KeyId: md.KeyId})),
+			"import parameters": errOf(e.kms.GetParametersForImport(ctx, &kmssdk.GetParametersForImportInput{KeyId: md.KeyId,
+				WrappingAlgorithm: types.AlgorithmSpecRsaesOaepSha256, WrappingKeySpec: types.WrappingKeySpecRsa2048})),
+			"delete imported": errOf(e.kms.DeleteImportedKeyMaterial(ctx, &kmssdk.DeleteImportedKeyMaterialInput{KeyId: md.KeyId})),
+		} {
+			require.Error(t, err, name)
+			requireAPIError(t, err, "UnsupportedOperationException", msg)
+		}
+		_, err := e.kms.GenerateDataKeyPair(ctx, &kmssdk.GenerateDataKeyPairInput{KeyId: md.KeyId, KeyPairSpec: types.DataKeyPairSpecEccNistP256})
+		requireAPIError(t, err, "UnsupportedOperationException", "custom key store")
+		_, err = e.kms.CreateKey(ctx, &kmssdk.CreateKeyInput{Origin: types.OriginTypeExternal, CustomKeyStoreId: aws.String(storeID)})
+		requireAPIError(t, err, "ValidationException", "AWS_CLOUDHSM")
+		_, err = e.kms.GenerateDataKeyPairWithoutPlaintext(ctx, &kmssdk.GenerateDataKeyPairWithoutPlaintextInput{KeyId: md.KeyId, KeyPairSpec: types.DataKeyPairSpecRsa2048})
+		requireAPIError(t, err, "UnsupportedOperationException", "custom key store")
+	})
+
 	t.Run("key states in a connected store", func(t *testing.T) {
 		for _, st := range []types.KeyState{types.KeyStateEnabled, types.KeyStateDisabled, types.KeyStatePendingDeletion} {
 			t.Run(string(st), func(t *testing.T) {

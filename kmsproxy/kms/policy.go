@@ -14,13 +14,19 @@ import (
 // policyCharsRE is PolicyType's pattern (botocore), anchored.
 var policyCharsRE = regexp.MustCompile(`^[\x{0009}\x{000A}\x{000D}\x{0020}-\x{00FF}]+$`)
 
+// awsPrincipalRE is an AWS principal of a key policy: "*", an account id,
+// or an IAM or STS ARN.
+var awsPrincipalRE = regexp.MustCompile(`^(\*|[0-9]{12}|arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:[^\s]+)$`)
+
 // checkPolicy checks a key policy document: the 32 KB quota
 // (LimitExceededException), the model's character set, then that it is a
-// JSON object whose Statement (an object or a non-empty list) holds
-// statements with an Effect of Allow or Deny and a Principal
-// (MalformedPolicyDocumentException). Policies are kept, not evaluated:
-// there is no IAM here, and the lockout safety check has nothing to check
-// against.
+// JSON object, whose Version (if any) is 2012-10-17 or 2008-10-17, and
+// whose Statement (an object or a non-empty list) holds statements with
+// an Effect of Allow or Deny and a valid Principal: "*" or an object of
+// AWS (account ids, IAM or STS ARNs, "*"), Service, Federated or
+// CanonicalUser principals (MalformedPolicyDocumentException). Policies
+// are kept, not evaluated: there is no IAM here, and the lockout safety
+// check has nothing to check against.
 func checkPolicy(p string) error {
 	if len(p) > maxPolicyBytes {
 		return newErr(excLimitExceeded, "The key policy exceeds the quota of %d bytes.", maxPolicyBytes)
@@ -31,6 +37,12 @@ func checkPolicy(p string) error {
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(p), &doc); err != nil {
 		return newErr(excMalformedPolicyDocument, "The policy is not a syntactically correct JSON object.")
+	}
+	if raw, found := doc["Version"]; found {
+		var version string
+		if err := json.Unmarshal(raw, &version); err != nil || (version != "2012-10-17" && version != "2008-10-17") {
+			return newErr(excMalformedPolicyDocument, "The policy Version must be 2012-10-17 or 2008-10-17.")
+		}
 	}
 	raw, found := doc["Statement"]
 	if !found {
@@ -52,11 +64,93 @@ func checkPolicy(p string) error {
 		if err := json.Unmarshal(st["Effect"], &effect); err != nil || (effect != "Allow" && effect != "Deny") {
 			return newErr(excMalformedPolicyDocument, "Policy contains a statement whose Effect is not Allow or Deny.")
 		}
-		if p, found := st["Principal"]; !found || len(p) == 0 || string(p) == "null" {
+		principal, found := st["Principal"]
+		if !found {
+			principal, found = st["NotPrincipal"]
+		}
+		if !found || len(principal) == 0 || string(principal) == "null" {
 			return newErr(excMalformedPolicyDocument, "Policy contains a statement with no principal.")
+		}
+		if !validPrincipal(principal) {
+			return newErr(excMalformedPolicyDocument, "Policy contains a statement with one or more invalid principals.")
 		}
 	}
 	return nil
+}
+
+// validPrincipal checks a statement's Principal: "*", or an object whose
+// members are AWS, Service, Federated or CanonicalUser, each a non-empty
+// string or list of strings, AWS ones matching awsPrincipalRE.
+func validPrincipal(raw json.RawMessage) bool {
+	var star string
+	if json.Unmarshal(raw, &star) == nil {
+		return star == "*"
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil || len(m) == 0 {
+		return false
+	}
+	for kind, v := range m {
+		var values []string
+		var one string
+		if json.Unmarshal(v, &one) == nil {
+			values = []string{one}
+		} else if json.Unmarshal(v, &values) != nil || len(values) == 0 {
+			return false
+		}
+		for _, p := range values {
+			switch kind {
+			case "AWS":
+				if !awsPrincipalRE.MatchString(p) {
+					return false
+				}
+			case "Service", "Federated", "CanonicalUser":
+				if p == "" {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+type putKeyPolicyInput struct {
+	KeyID                          *string `json:"KeyId"`
+	PolicyName                     *string `json:"PolicyName"`
+	Policy                         *string `json:"Policy"`
+	BypassPolicyLockoutSafetyCheck *bool   `json:"BypassPolicyLockoutSafetyCheck"`
+}
+
+// putKeyPolicy is PutKeyPolicy: replaces the key's policy (the only one,
+// "default"), in any key state. The lockout safety check has no IAM to
+// consult, so BypassPolicyLockoutSafetyCheck changes nothing.
+func (s *Service) putKeyPolicy(_ context.Context, r *awsjson.Request) (any, error) {
+	var in putKeyPolicyInput
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	var v awsjson.Validator
+	checkKeyID(&v, "KeyId", in.KeyID)
+	v.Length("PolicyName", in.PolicyName, 1, 128)
+	v.Pattern("PolicyName", in.PolicyName, policyNameRE)
+	v.Required("Policy", in.Policy != nil)
+	v.Length("Policy", in.Policy, 1, 131072)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if in.PolicyName != nil && *in.PolicyName != "default" {
+		return nil, validation("The only valid value of PolicyName is default.")
+	}
+	if err := checkPolicy(*in.Policy); err != nil {
+		return nil, err
+	}
+	_, err := s.updateKey("PutKeyPolicy", *in.KeyID, func(_ *store.Tx, ki *keyInfo) error {
+		ki.k.Policy = *in.Policy
+		return nil
+	})
+	return nil, err
 }
 
 type getKeyPolicyInput struct {

@@ -2,6 +2,7 @@ package kms
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"regexp"
@@ -27,6 +28,10 @@ const (
 	// DefaultReconnectInterval is the pause between two attempts to
 	// reconnect a store recorded CONNECTED, after a restart.
 	DefaultReconnectInterval = 2 * time.Second
+	// DefaultKeyGenTimeout bounds the generation of a key pair in the
+	// fleet (and each attempt of it on one HSM): an RSA-4096 key takes
+	// an HSM seconds, far more than a client attempt's default bound.
+	DefaultKeyGenTimeout = 60 * time.Second
 )
 
 // FleetConfig names the KMS fleet: an ACTIVE cluster of the deployment
@@ -51,11 +56,12 @@ type Config struct {
 	Manager *cluster.Manager
 	Fleet   FleetConfig
 	Logger  hclog.Logger
-	// SweepInterval, HSMTimeout and ReconnectInterval default to the
-	// Default* constants.
+	// SweepInterval, HSMTimeout, ReconnectInterval and KeyGenTimeout
+	// default to the Default* constants.
 	SweepInterval     time.Duration
 	HSMTimeout        time.Duration
 	ReconnectInterval time.Duration
+	KeyGenTimeout     time.Duration
 	// ClientConfig, when set, is the base of every cluster/client
 	// configuration (retry and health intervals); endpoints, trust and
 	// credentials are filled in.
@@ -80,14 +86,15 @@ func (c *Config) Validate() error {
 		return errors.New("kms: Manager is required")
 	case c.Fleet.ClusterID == "" || c.Fleet.Username == "" || c.Fleet.Password == "":
 		return errors.New("kms: Fleet needs ClusterID, Username and Password")
-	case c.SweepInterval < 0 || c.HSMTimeout < 0 || c.ReconnectInterval < 0:
+	case c.SweepInterval < 0 || c.HSMTimeout < 0 || c.ReconnectInterval < 0 || c.KeyGenTimeout < 0:
 		return errors.New("kms: intervals must not be negative")
 	}
 	return nil
 }
 
-// Service is the KMS API for symmetric keys in the default key store and
-// in CloudHSM custom key stores. It is safe for concurrent use.
+// Service is the KMS API: keys of every served kind in the default key
+// store, symmetric keys in CloudHSM custom key stores, and everything
+// about them (package documentation). It is safe for concurrent use.
 type Service struct {
 	cfg   Config
 	log   hclog.Logger
@@ -95,7 +102,13 @@ type Service struct {
 	clock *clock.Clock
 	mgr   *cluster.Manager
 	fleet *clientHSM
-	mux   *awsjson.Mux
+	// keygen is a second session of the fleet's user for key pair
+	// generation, whose attempts may take KeyGenTimeout (the fleet
+	// client's attempts are short, to fail over fast).
+	keygen *clientHSM
+	mux    *awsjson.Mux
+	// usage is the keys' last usage (GetKeyLastUsage), since the start.
+	usage *usageTracker
 
 	// ctx ends with Close; wg counts the background goroutines.
 	ctx    context.Context
@@ -105,6 +118,11 @@ type Service struct {
 	// sealMu guards sealHandle, the fleet's internal key (0: not found yet).
 	sealMu     sync.Mutex
 	sealHandle uint64
+	// transportMu guards the fleet's transport key pair (data key pairs):
+	// its private handle (0: not found yet) and public key.
+	transportMu     sync.Mutex
+	transportHandle uint64
+	transportPublic *rsa.PublicKey
 
 	// mu guards conns and closed, and orders connection changes against
 	// the store records' connection states: both change under it.
@@ -128,6 +146,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.ReconnectInterval == 0 {
 		cfg.ReconnectInterval = DefaultReconnectInterval
 	}
+	if cfg.KeyGenTimeout == 0 {
+		cfg.KeyGenTimeout = DefaultKeyGenTimeout
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
@@ -137,7 +158,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.ClientConfig.Logger == nil {
 		cfg.ClientConfig.Logger = cfg.Logger
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger.Named("kms"), clock: cfg.Clock, mgr: cfg.Manager, conns: map[string]*storeConn{}}
+	s := &Service{cfg: cfg, log: cfg.Logger.Named("kms"), clock: cfg.Clock, mgr: cfg.Manager, conns: map[string]*storeConn{},
+		usage: newUsageTracker(cfg.Clock.Now())}
 	s.mux = s.newMux()
 
 	fc, err := cfg.Manager.Cluster(cfg.Fleet.ClusterID)
@@ -150,15 +172,24 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if s.fleet, err = dialHSM(ctx, fc, cfg.Fleet.Username, cfg.Fleet.Password, cfg.ClientConfig); err != nil {
 		return nil, fmt.Errorf("kms: log in to the fleet %s: %w", fc.ClusterID, err)
 	}
+	kc := cfg.ClientConfig
+	kc.AttemptTimeout = cfg.KeyGenTimeout
+	if s.keygen, err = dialHSM(ctx, fc, cfg.Fleet.Username, cfg.Fleet.Password, kc); err != nil {
+		s.fleet.close()
+		return nil, fmt.Errorf("kms: log in to the fleet %s: %w", fc.ClusterID, err)
+	}
 	if s.db, err = store.Open(cfg.DBPath); err != nil {
 		s.fleet.close()
+		s.keygen.close()
 		return nil, fmt.Errorf("kms: %w", err)
 	}
+	s.cleanTemporaryKeys(ctx)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.resumeConnections(); err != nil {
 		s.cancel()
 		s.db.Close()
 		s.fleet.close()
+		s.keygen.close()
 		return nil, err
 	}
 	s.wg.Add(1)
@@ -184,14 +215,38 @@ func (s *Service) newMux() *awsjson.Mux {
 		"GenerateRandom": s.generateRandom,
 		"CreateAlias":    s.createAlias, "UpdateAlias": s.updateAlias, "DeleteAlias": s.deleteAlias, "ListAliases": s.listAliases,
 		"TagResource": s.tagResource, "UntagResource": s.untagResource, "ListResourceTags": s.listResourceTags,
-		"GetKeyPolicy": s.getKeyPolicy, "ListKeyPolicies": s.listKeyPolicies,
-		"CreateCustomKeyStore": s.createCustomKeyStore, "DescribeCustomKeyStores": s.describeCustomKeyStores,
+		"GetKeyPolicy": s.getKeyPolicy, "ListKeyPolicies": s.listKeyPolicies, "PutKeyPolicy": s.putKeyPolicy,
+		"CreateGrant": s.createGrant, "ListGrants": s.listGrants, "ListRetirableGrants": s.listRetirableGrants,
+		"RetireGrant": s.retireGrant, "RevokeGrant": s.revokeGrant,
+		"Sign": s.sign, "Verify": s.verify, "GetPublicKey": s.getPublicKey,
+		"GenerateMac": s.generateMac, "VerifyMac": s.verifyMac,
+		"GenerateDataKeyPair": s.generateDataKeyPair, "GenerateDataKeyPairWithoutPlaintext": s.generateDataKeyPairWithoutPlaintext,
+		"EnableKeyRotation": s.enableKeyRotation, "DisableKeyRotation": s.disableKeyRotation,
+		"GetKeyRotationStatus": s.getKeyRotationStatus, "RotateKeyOnDemand": s.rotateKeyOnDemand,
+		"ListKeyRotations":       s.listKeyRotations,
+		"GetParametersForImport": s.getParametersForImport, "ImportKeyMaterial": s.importKeyMaterial,
+		"DeleteImportedKeyMaterial": s.deleteImportedKeyMaterial,
+		"CreateCustomKeyStore":      s.createCustomKeyStore, "DescribeCustomKeyStores": s.describeCustomKeyStores,
 		"ConnectCustomKeyStore": s.connectCustomKeyStore, "DisconnectCustomKeyStore": s.disconnectCustomKeyStore,
 		"UpdateCustomKeyStore": s.updateCustomKeyStore, "DeleteCustomKeyStore": s.deleteCustomKeyStore,
+		"GetKeyLastUsage": s.getKeyLastUsage,
+		"ReplicateKey":    s.replicateKey, "UpdatePrimaryRegion": s.updatePrimaryRegion, "DeriveSharedSecret": s.deriveSharedSecret,
 	} {
+		if trackedOperations[op] {
+			h = s.tracked(h)
+		}
 		m.Handle(op, h)
 	}
 	return m
+}
+
+// trackedOperations are the cryptographic operations GetKeyLastUsage
+// reports (botocore KeyLastUsageTrackingOperation, but DeriveSharedSecret,
+// which is not served).
+var trackedOperations = map[string]bool{
+	"Decrypt": true, "Encrypt": true, "GenerateDataKey": true, "GenerateDataKeyPair": true,
+	"GenerateDataKeyPairWithoutPlaintext": true, "GenerateDataKeyWithoutPlaintext": true, "GenerateMac": true,
+	"ReEncrypt": true, "Sign": true, "Verify": true, "VerifyMac": true,
 }
 
 // Close stops the background work, closes every HSM client and the store.
@@ -214,6 +269,7 @@ func (s *Service) Close() error {
 		c.stop()
 	}
 	s.fleet.close()
+	s.keygen.close()
 	return s.db.Close()
 }
 
@@ -230,6 +286,7 @@ func (s *Service) Reset(ctx context.Context) error {
 	for _, k := range keys {
 		s.deleteBackingKeys(ctx, k)
 	}
+	s.usage.reset()
 	s.mu.Lock()
 	err := s.db.Reset()
 	conns := s.conns
@@ -262,10 +319,12 @@ func (s *Service) sweeper() {
 	}
 }
 
-// Sweep deletes the keys whose deletion date has passed, as AWS does:
-// the metadata (and the keys' aliases) first, in one transaction, then a
-// best-effort delete of each backing HSM key; a key whose HSM key could
-// not be deleted is logged, its material orphaned in the cluster. It
+// Sweep does what the clock made due: it deletes the keys whose deletion
+// date has passed, as AWS does (the metadata, the keys' aliases and
+// grants first, in one transaction, then a best-effort delete of each
+// backing HSM key; a key whose HSM key could not be deleted is logged,
+// its material orphaned in the cluster), runs the automatic rotations
+// that are due, and expires imported material and import parameters. It
 // returns how many keys it deleted.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	now := s.clock.Now()
@@ -290,26 +349,47 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("kms: sweep: %w", err)
 	}
 	for _, k := range deleted {
+		s.usage.forget(k.ID)
 		s.log.Info("key deleted", "key_id", k.ID, "deletion_date", k.DeletionDate)
 		s.deleteBackingKeys(ctx, k)
+	}
+	if err := errors.Join(s.rotateDue(ctx, now), s.expireImports(ctx, now)); err != nil {
+		return len(deleted), fmt.Errorf("kms: sweep: %w", err)
 	}
 	return len(deleted), nil
 }
 
-// deleteBackingKeys deletes a key's HSM keys, best effort.
+// deleteBackingKeys deletes a key's HSM keys (every material version,
+// both halves of a pair, an import's wrapping key pair), best effort.
 func (s *Service) deleteBackingKeys(ctx context.Context, k *store.Key) {
 	h, aerr := s.hsmFor(k)
+	var handles []uint64
 	for _, b := range k.BackingKeys {
-		if aerr != nil {
-			s.log.Warn("backing key not deleted: its cluster is not reachable", "key_id", k.ID, "handle", b.Handle, "custom_key_store_id", k.CustomKeyStoreID)
+		handles = append(handles, b.Handle, b.PublicHandle)
+	}
+	if k.Import != nil {
+		handles = append(handles, k.Import.PrivateHandle, k.Import.PublicHandle)
+	}
+	for _, handle := range handles {
+		if handle == 0 {
 			continue
 		}
-		hctx, cancel := context.WithTimeout(ctx, s.cfg.HSMTimeout)
-		err := h.DeleteKey(hctx, b.Handle)
-		cancel()
-		if err != nil && !errors.Is(err, ErrHSMKeyNotFound) {
-			s.log.Warn("backing key not deleted", "key_id", k.ID, "handle", b.Handle, "error", err)
+		if aerr != nil {
+			s.log.Warn("backing key not deleted: its cluster is not reachable", "key_id", k.ID, "handle", handle, "custom_key_store_id", k.CustomKeyStoreID)
+			continue
 		}
+		s.deleteHSMKey(ctx, h, k.ID, handle)
+	}
+}
+
+// deleteHSMKey deletes one HSM key, best effort: a key already gone is
+// fine, another failure is logged (the key is orphaned in the cluster).
+func (s *Service) deleteHSMKey(ctx context.Context, h HSM, keyID string, handle uint64) {
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.HSMTimeout)
+	err := h.DeleteKey(hctx, handle)
+	cancel()
+	if err != nil && !errors.Is(err, ErrHSMKeyNotFound) {
+		s.log.Warn("backing key not deleted", "key_id", keyID, "handle", handle, "error", err)
 	}
 }
 
@@ -360,6 +440,11 @@ func (s *Service) hsmErr(op string, k *store.Key, err error) error {
 // hsmCtx bounds a request's HSM work.
 func (s *Service) hsmCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.cfg.HSMTimeout)
+}
+
+// keygenCtx bounds a key pair generation.
+func (s *Service) keygenCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.KeyGenTimeout)
 }
 
 // keyARN and aliasARN build ARNs in the Service's account and region.

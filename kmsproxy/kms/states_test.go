@@ -45,7 +45,9 @@ func init() {
 	for _, op := range []string{"Encrypt", "Decrypt", "ReEncrypt (source)", "ReEncrypt (destination)", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext"} {
 		expectedCells[op] = crypto
 	}
-	for _, op := range []string{"DescribeKey", "GetKeyPolicy", "ListKeyPolicies", "ListResourceTags", "ListAliases", "DeleteAlias"} {
+	expectedCells["CreateGrant"] = row(cellOK, cellDisabled, cellPD, cellOK)
+	for _, op := range []string{"DescribeKey", "GetKeyPolicy", "ListKeyPolicies", "ListResourceTags", "ListAliases", "DeleteAlias",
+		"PutKeyPolicy", "ListGrants", "RetireGrant", "RevokeGrant"} {
 		expectedCells[op] = any
 	}
 	for _, op := range []string{"CreateAlias", "TagResource", "UntagResource", "UpdateKeyDescription", "UpdateAlias (target)", "EnableKey", "DisableKey", "ScheduleKeyDeletion"} {
@@ -56,6 +58,15 @@ func init() {
 
 func blobFor(t *testing.T, e *env, keyID string) string {
 	return string(e.encrypt(keyID, []byte("cell"), nil))
+}
+
+// grantFor creates a grant on a key and returns its token.
+func grantFor(t *testing.T, e *env, keyID string) string {
+	t.Helper()
+	out, err := e.kms.CreateGrant(ctx, &kmssdk.CreateGrantInput{KeyId: aws.String(keyID), GranteePrincipal: aws.String(grantee),
+		Operations: []types.GrantOperation{types.GrantOperationDecrypt}})
+	require.NoError(t, err)
+	return *out.GrantToken
 }
 
 func aliasFor(t *testing.T, e *env, keyID, prefix string) string {
@@ -152,6 +163,33 @@ var cellOps = []cellOp{
 		_, err := e.kms.ScheduleKeyDeletion(ctx, &kmssdk.ScheduleKeyDeletionInput{KeyId: aws.String(id), PendingWindowInDays: aws.Int32(7)})
 		return err
 	}},
+	{name: "CreateGrant", run: func(e *env, id, _, _ string) error {
+		_, err := e.kms.CreateGrant(ctx, &kmssdk.CreateGrantInput{KeyId: aws.String(id), GranteePrincipal: aws.String(grantee),
+			Operations: []types.GrantOperation{types.GrantOperationDecrypt}})
+		return err
+	}},
+	{name: "PutKeyPolicy", run: func(e *env, id, _, _ string) error {
+		_, err := e.kms.PutKeyPolicy(ctx, &kmssdk.PutKeyPolicyInput{KeyId: aws.String(id), Policy: aws.String(defaultPolicy)})
+		return err
+	}},
+	{name: "ListGrants", run: func(e *env, id, _, _ string) error {
+		_, err := e.kms.ListGrants(ctx, &kmssdk.ListGrantsInput{KeyId: aws.String(id)})
+		return err
+	}},
+	{name: "RetireGrant", prep: func(t *testing.T, e *env, id, _ string) string { return grantFor(t, e, id) },
+		run: func(e *env, _, _, token string) error {
+			_, err := e.kms.RetireGrant(ctx, &kmssdk.RetireGrantInput{GrantToken: aws.String(token)})
+			return err
+		}},
+	{name: "RevokeGrant", prep: func(t *testing.T, e *env, id, _ string) string { return grantFor(t, e, id) },
+		run: func(e *env, id, _, token string) error {
+			grants, err := e.kms.ListGrants(ctx, &kmssdk.ListGrantsInput{KeyId: aws.String(id)})
+			if err != nil {
+				return err
+			}
+			_, err = e.kms.RevokeGrant(ctx, &kmssdk.RevokeGrantInput{KeyId: aws.String(id), GrantId: grants.Grants[0].GrantId})
+			return err
+		}},
 	{name: "CancelKeyDeletion", run: func(e *env, id, _, _ string) error {
 		_, err := e.kms.CancelKeyDeletion(ctx, &kmssdk.CancelKeyDeletionInput{KeyId: aws.String(id)})
 		return err

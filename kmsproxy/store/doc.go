@@ -1,7 +1,8 @@
 // Package store is the KMS endpoint's durable metadata: KMS keys (state,
 // spec, usage, origin, the HSM handles of their backing keys per material
-// version, deletion date, policy, tags), aliases and custom key stores, as
-// JSON records keyed by id in one bbolt file.
+// version, rotation schedule, import parameters, deletion date, policy,
+// tags), aliases, grants and custom key stores, as JSON records keyed by
+// id in one bbolt file.
 //
 // It holds no key material and no password in the clear: a key names its
 // HSM keys by handle, and a custom key store keeps kmsuser's password
@@ -16,5 +17,5 @@
 // Listings are in creation order, then id, through index buckets keyed
 // by the big-endian creation time: no counter to keep, and a marker (the
 // hex of the next index key) stays valid when records before or after it
-// change. Aliases list by name.
+// change. Aliases list by name; grants by key, then creation.
 package store

@@ -20,6 +20,13 @@ const (
 const (
 	OriginAWSKMS      = "AWS_KMS"
 	OriginAWSCloudHSM = "AWS_CLOUDHSM"
+	OriginExternal    = "EXTERNAL"
+)
+
+// Import states of a key material (botocore ImportState).
+const (
+	Imported      = "IMPORTED"
+	PendingImport = "PENDING_IMPORT"
 )
 
 // Key is one KMS key's metadata. It holds no key material: the material
@@ -31,11 +38,14 @@ type Key struct {
 	ARN         string   `json:"arn"`
 	Description string   `json:"description"`
 	State       KeyState `json:"state"`
-	// KeySpec is SYMMETRIC_DEFAULT; KeyUsage ENCRYPT_DECRYPT.
+	// KeySpec and KeyUsage are botocore's (SYMMETRIC_DEFAULT and
+	// ENCRYPT_DECRYPT, RSA_2048 and SIGN_VERIFY, HMAC_256 and
+	// GENERATE_VERIFY_MAC, ...).
 	KeySpec  string `json:"key_spec"`
 	KeyUsage string `json:"key_usage"`
-	// Origin is AWS_KMS (the default key store, backed by the KMS fleet)
-	// or AWS_CLOUDHSM (a custom key store).
+	// Origin is AWS_KMS (the default key store, backed by the KMS fleet),
+	// AWS_CLOUDHSM (a custom key store) or EXTERNAL (imported material,
+	// in the fleet).
 	Origin string `json:"origin"`
 	// CustomKeyStoreID and ClusterID are set for AWS_CLOUDHSM keys.
 	CustomKeyStoreID string    `json:"custom_key_store_id,omitempty"`
@@ -45,12 +55,54 @@ type Key struct {
 	DeletionDate        time.Time `json:"deletion_date,omitzero"`
 	PendingWindowInDays int       `json:"pending_window_in_days,omitempty"`
 	// BackingKeys are the HSM keys that hold the key's material, one per
-	// material version, oldest first; the last is current.
+	// material version, oldest first; the last is current. An EXTERNAL
+	// key has none until its first import.
 	BackingKeys []BackingKey `json:"backing_keys"`
 	// Policy is the key policy document (JSON text).
 	Policy string `json:"policy"`
 	// Tags are sorted by key.
 	Tags []Tag `json:"tags,omitempty"`
+	// RotationEnabled says automatic rotation is on (symmetric AWS_KMS
+	// keys); RotationPeriodInDays is kept when it is turned off, and
+	// NextRotationDate is set while it is on.
+	RotationEnabled      bool      `json:"rotation_enabled,omitempty"`
+	RotationPeriodInDays int       `json:"rotation_period_in_days,omitempty"`
+	NextRotationDate     time.Time `json:"next_rotation_date,omitzero"`
+	// Import is the latest GetParametersForImport of an EXTERNAL key.
+	Import *ImportParameters `json:"import,omitempty"`
+}
+
+// OnDemandRotations counts the key's on-demand rotations.
+func (k *Key) OnDemandRotations() int {
+	n := 0
+	for _, b := range k.BackingKeys {
+		if b.RotationType == RotationOnDemand {
+			n++
+		}
+	}
+	return n
+}
+
+// Rotation types (botocore RotationType).
+const (
+	RotationAutomatic = "AUTOMATIC"
+	RotationOnDemand  = "ON_DEMAND"
+)
+
+// ImportParameters are the wrapping key pair and import token of an
+// EXTERNAL key: the pair lives in the fleet (its private half never
+// leaves it) and the token names it.
+type ImportParameters struct {
+	// TokenID is the random part of the import token, which also names
+	// the key; a token whose id differs is not this key's latest.
+	TokenID           []byte `json:"token_id"`
+	WrappingAlgorithm string `json:"wrapping_algorithm"`
+	WrappingKeySpec   string `json:"wrapping_key_spec"`
+	// PrivateHandle and PublicHandle are the wrapping key pair's HSM
+	// keys; 0 once deleted (after the token expired).
+	PrivateHandle uint64    `json:"private_handle,omitempty"`
+	PublicHandle  uint64    `json:"public_handle,omitempty"`
+	ValidTo       time.Time `json:"valid_to"`
 }
 
 // BackingKey is one version of a key's material: an HSM key.
@@ -62,6 +114,28 @@ type BackingKey struct {
 	// KeyMaterialID is 64 lower-case hex digits (KMS's KeyMaterialId); it
 	// is also the HSM key's id attribute.
 	KeyMaterialID string `json:"key_material_id"`
+	// PublicHandle is the public half of an asymmetric key pair (0 for
+	// secret keys and imported private keys, whose private key object
+	// carries the public key).
+	PublicHandle uint64 `json:"public_handle,omitempty"`
+	// RotationDate and RotationType are set for the material a rotation
+	// created (not for the key's first).
+	RotationDate time.Time `json:"rotation_date,omitzero"`
+	RotationType string    `json:"rotation_type,omitempty"`
+	// ImportState, ExpirationModel and ValidTo describe imported material
+	// (EXTERNAL keys). While PENDING_IMPORT (deleted or expired) Handle is
+	// 0 and KCV and Check remain, so that a reimport must bring the same
+	// material back.
+	ImportState     string    `json:"import_state,omitempty"`
+	ExpirationModel string    `json:"expiration_model,omitempty"`
+	ValidTo         time.Time `json:"valid_to,omitzero"`
+	Description     string    `json:"description,omitempty"`
+	// KCV is the HSM's key check value of imported material, and Check an
+	// HSM computation under it (AES-GCM of a fixed block, or an HMAC of a
+	// fixed message, or the public key) that only the same material
+	// reproduces. Neither reveals the material.
+	KCV   []byte `json:"kcv,omitempty"`
+	Check []byte `json:"check,omitempty"`
 }
 
 // Current returns the key's current backing key (the last), and false
@@ -133,4 +207,25 @@ type CustomKeyStore struct {
 	// kmsuser's to: if the change happened but was not recorded, the next
 	// connection finds it here.
 	SealedPendingPassword []byte `json:"sealed_pending_password,omitempty"`
+}
+
+// Grant is a KMS grant: data (KMS keeps and lists it; enforcement is not
+// implemented).
+type Grant struct {
+	// ID is 64 lower-case hex digits.
+	ID                string            `json:"id"`
+	KeyID             string            `json:"key_id"`
+	Name              string            `json:"name,omitempty"`
+	CreationDate      time.Time         `json:"creation_date"`
+	GranteePrincipal  string            `json:"grantee_principal"`
+	RetiringPrincipal string            `json:"retiring_principal,omitempty"`
+	IssuingAccount    string            `json:"issuing_account"`
+	Operations        []string          `json:"operations"`
+	Constraints       *GrantConstraints `json:"constraints,omitempty"`
+}
+
+// GrantConstraints are a grant's encryption context constraints.
+type GrantConstraints struct {
+	EncryptionContextSubset map[string]string `json:"encryption_context_subset,omitempty"`
+	EncryptionContextEquals map[string]string `json:"encryption_context_equals,omitempty"`
 }

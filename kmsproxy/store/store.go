@@ -31,7 +31,8 @@ const schemaVersion = "1"
 // Bucket names. The *ByCreation buckets index records by creation time
 // then id (an 8-byte big-endian Unix nanosecond time and the id), which
 // is the listing order; aliasesByKey indexes aliases by target key
-// ("<key id>\x00<alias name>").
+// ("<key id>\x00<alias name>"); grantsByKey indexes grants by key, then
+// creation ("<key id>\x00" and a creation index).
 var (
 	bucketMeta              = []byte("meta")
 	bucketKeys              = []byte("keys")
@@ -40,7 +41,10 @@ var (
 	bucketAliasesByKey      = []byte("aliases_by_key")
 	bucketKeyStores         = []byte("custom_key_stores")
 	bucketKeyStoresByCreate = []byte("custom_key_stores_by_creation")
-	allBuckets              = [][]byte{bucketMeta, bucketKeys, bucketKeysByCreation, bucketAliases, bucketAliasesByKey, bucketKeyStores, bucketKeyStoresByCreate}
+	bucketGrants            = []byte("grants")
+	bucketGrantsByKey       = []byte("grants_by_key")
+	allBuckets              = [][]byte{bucketMeta, bucketKeys, bucketKeysByCreation, bucketAliases, bucketAliasesByKey,
+		bucketKeyStores, bucketKeyStoresByCreate, bucketGrants, bucketGrantsByKey}
 )
 
 // Store is the endpoint's durable metadata: one bbolt file of JSON
@@ -152,7 +156,7 @@ func (t *Tx) PutKey(k *Key) error {
 	return t.put(bucketKeys, k.ID, k)
 }
 
-// DeleteKey deletes a key and every alias that names it.
+// DeleteKey deletes a key, every alias that names it and its grants.
 func (t *Tx) DeleteKey(id string) error {
 	k, err := t.Key(id)
 	if err != nil {
@@ -164,6 +168,15 @@ func (t *Tx) DeleteKey(id string) error {
 	}
 	for _, a := range aliases {
 		if err := t.DeleteAlias(a.Name); err != nil {
+			return err
+		}
+	}
+	grants, err := t.GrantsOf(id)
+	if err != nil {
+		return err
+	}
+	for _, g := range grants {
+		if err := t.DeleteGrant(g.ID); err != nil {
 			return err
 		}
 	}
@@ -321,6 +334,92 @@ func (t *Tx) ListCustomKeyStores(marker string, limit int) ([]*CustomKeyStore, s
 	return out, next, err
 }
 
+// Grant returns the grant with id.
+func (t *Tx) Grant(id string) (*Grant, error) {
+	var g Grant
+	if err := t.get(bucketGrants, id, &g); err != nil {
+		return nil, fmt.Errorf("grant %s: %w", id, err)
+	}
+	return &g, nil
+}
+
+// PutGrant inserts or replaces a grant.
+func (t *Tx) PutGrant(g *Grant) error {
+	if g.ID == "" || g.KeyID == "" {
+		return fmt.Errorf("%w: a grant needs an id and a key", ErrInvalidRecord)
+	}
+	idx := t.tx.Bucket(bucketGrantsByKey)
+	if old, err := t.Grant(g.ID); err == nil {
+		if err := idx.Delete(grantIndex(old)); err != nil {
+			return err
+		}
+	}
+	if err := idx.Put(grantIndex(g), nil); err != nil {
+		return err
+	}
+	return t.put(bucketGrants, g.ID, g)
+}
+
+// DeleteGrant deletes a grant.
+func (t *Tx) DeleteGrant(id string) error {
+	g, err := t.Grant(id)
+	if err != nil {
+		return err
+	}
+	if err := t.tx.Bucket(bucketGrantsByKey).Delete(grantIndex(g)); err != nil {
+		return err
+	}
+	return t.tx.Bucket(bucketGrants).Delete([]byte(id))
+}
+
+// GrantsOf returns a key's grants in creation order.
+func (t *Tx) GrantsOf(keyID string) ([]*Grant, error) {
+	out, _, err := t.ListGrants(keyID, "", 0)
+	return out, err
+}
+
+// ListGrants returns up to limit grants of a key (all when limit ≤ 0) in
+// creation order from marker, and the next page's marker.
+func (t *Tx) ListGrants(keyID, marker string, limit int) ([]*Grant, string, error) {
+	var out []*Grant
+	prefix := []byte(keyID + "\x00")
+	next, err := t.page(bucketGrantsByKey, prefix, marker, limit, func(k []byte) error {
+		g, err := t.Grant(string(k[len(prefix)+8:]))
+		if err != nil {
+			return err
+		}
+		out = append(out, g)
+		return nil
+	})
+	return out, next, err
+}
+
+// CountGrants counts a key's grants (without reading them).
+func (t *Tx) CountGrants(keyID string) int {
+	prefix := []byte(keyID + "\x00")
+	c := t.tx.Bucket(bucketGrantsByKey).Cursor()
+	n := 0
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+// Grants returns every grant, by key then creation.
+func (t *Tx) Grants() ([]*Grant, error) {
+	var out []*Grant
+	_, err := t.page(bucketGrantsByKey, nil, "", 0, func(k []byte) error {
+		i := bytes.IndexByte(k, 0)
+		g, err := t.Grant(string(k[i+1+8:]))
+		if err != nil {
+			return err
+		}
+		out = append(out, g)
+		return nil
+	})
+	return out, err
+}
+
 // page walks bucket's keys that start with prefix, from the one marker
 // names, calling f on at most limit of them (all when limit ≤ 0). It
 // returns the marker of the first key not visited: the hex of that key,
@@ -375,6 +474,11 @@ func creationIndex(created time.Time, id string) []byte {
 	b := make([]byte, 8, 8+len(id))
 	binary.BigEndian.PutUint64(b, uint64(created.UnixNano()))
 	return append(b, id...)
+}
+
+// grantIndex is a grant's key in grantsByKey.
+func grantIndex(g *Grant) []byte {
+	return append([]byte(g.KeyID+"\x00"), creationIndex(g.CreationDate, g.ID)...)
 }
 
 func aliasIndex(keyID, name string) []byte {

@@ -371,3 +371,93 @@ func TestBackingKeys(t *testing.T) {
 	_, ok = k.Backing(3)
 	require.False(t, ok)
 }
+
+// TestGrants checks grant records: round trip, per-key listing in creation
+// order with markers, the listing of all grants, and that deleting a key
+// deletes its grants and only them.
+func TestGrants(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "kms.db"))
+	grant := func(id, key string, at time.Duration) *store.Grant {
+		return &store.Grant{
+			ID: fmt.Sprintf("%064s", id), KeyID: key, CreationDate: t0.Add(at), GranteePrincipal: "arn:aws:iam::111122223333:role/r",
+			IssuingAccount: "arn:aws:iam::111122223333:root", Operations: []string{"Encrypt", "Decrypt"},
+		}
+	}
+	g1 := grant("1", "k1", 2*time.Second)
+	g1.Name, g1.RetiringPrincipal = "named", "arn:aws:iam::111122223333:role/retirer"
+	g1.Constraints = &store.GrantConstraints{EncryptionContextEquals: map[string]string{"a": "b"}}
+	require.NoError(t, s.Update(func(tx *store.Tx) error {
+		require.NoError(t, tx.PutKey(testKey("k1", t0)))
+		require.NoError(t, tx.PutKey(testKey("k2", t0)))
+		require.NoError(t, tx.PutGrant(g1))
+		require.NoError(t, tx.PutGrant(grant("2", "k1", time.Second)))
+		require.NoError(t, tx.PutGrant(grant("3", "k1", 3*time.Second)))
+		require.NoError(t, tx.PutGrant(grant("4", "k2", 0)))
+		require.ErrorIs(t, tx.PutGrant(&store.Grant{ID: "x"}), store.ErrInvalidRecord)
+		return nil
+	}))
+	ids := func(gs []*store.Grant) []string {
+		var out []string
+		for _, g := range gs {
+			out = append(out, g.ID[63:])
+		}
+		return out
+	}
+	require.NoError(t, s.View(func(tx *store.Tx) error {
+		got, err := tx.Grant(g1.ID)
+		require.NoError(t, err)
+		require.Equal(t, g1, got)
+		page, next, err := tx.ListGrants("k1", "", 2)
+		require.NoError(t, err)
+		require.Equal(t, []string{"2", "1"}, ids(page))
+		page, last, err := tx.ListGrants("k1", next, 2)
+		require.NoError(t, err)
+		require.Equal(t, []string{"3"}, ids(page))
+		require.Empty(t, last)
+		_, _, err = tx.ListGrants("k2", next, 2)
+		require.ErrorIs(t, err, store.ErrInvalidMarker)
+		all, err := tx.Grants()
+		require.NoError(t, err)
+		require.Equal(t, []string{"2", "1", "3", "4"}, ids(all))
+		require.Equal(t, 3, tx.CountGrants("k1"))
+		require.Equal(t, 1, tx.CountGrants("k2"))
+		require.Zero(t, tx.CountGrants("k"))
+		return nil
+	}))
+	require.NoError(t, s.Update(func(tx *store.Tx) error {
+		require.NoError(t, tx.DeleteGrant(grant("2", "k1", 0).ID))
+		require.ErrorIs(t, tx.DeleteGrant(grant("2", "k1", 0).ID), store.ErrNotFound)
+		return tx.DeleteKey("k1")
+	}))
+	require.NoError(t, s.View(func(tx *store.Tx) error {
+		all, err := tx.Grants()
+		require.NoError(t, err)
+		require.Equal(t, []string{"4"}, ids(all))
+		_, err = tx.Grant(g1.ID)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		return nil
+	}))
+}
+
+// TestKeyRotationAndImportFields round-trips the fields of rotation and
+// imported material, and counts on-demand rotations.
+func TestKeyRotationAndImportFields(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "kms.db"))
+	k := testKey("k1", t0)
+	k.RotationEnabled, k.RotationPeriodInDays, k.NextRotationDate = true, 90, t0.Add(90*24*time.Hour)
+	k.BackingKeys = append(k.BackingKeys,
+		store.BackingKey{Version: 2, Handle: 43, KeyMaterialID: fmt.Sprintf("%064x", 8), RotationDate: t0, RotationType: store.RotationOnDemand},
+		store.BackingKey{Version: 3, Handle: 44, KeyMaterialID: fmt.Sprintf("%064x", 9), RotationDate: t0, RotationType: store.RotationAutomatic},
+		store.BackingKey{Version: 4, KeyMaterialID: fmt.Sprintf("%064x", 10), ImportState: store.PendingImport,
+			ExpirationModel: "KEY_MATERIAL_EXPIRES", ValidTo: t0, KCV: []byte{1, 2, 3}, Check: []byte{4}, PublicHandle: 5})
+	k.Import = &store.ImportParameters{TokenID: []byte{1}, WrappingAlgorithm: "RSAES_OAEP_SHA_256", WrappingKeySpec: "RSA_2048",
+		PrivateHandle: 7, PublicHandle: 8, ValidTo: t0.Add(24 * time.Hour)}
+	require.NoError(t, s.Update(func(tx *store.Tx) error { return tx.PutKey(k) }))
+	require.NoError(t, s.View(func(tx *store.Tx) error {
+		got, err := tx.Key("k1")
+		require.NoError(t, err)
+		require.Equal(t, k, got)
+		require.Equal(t, 1, got.OnDemandRotations())
+		return nil
+	}))
+}
