@@ -30,8 +30,6 @@ const DefaultDir = ".hsmsim"
 const (
 	adminPasswordFile = "admin.password"
 	kmsuser           = "kmsuser"
-	// preCOPassword is the unactivated admin's password on a new cluster (CloudHSM's PRECO).
-	preCOPassword = "password"
 )
 
 // deployment is an opened deployment directory.
