@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -90,4 +94,28 @@ func TestMetricsCountRequestsByMethodAndCode(t *testing.T) {
 	}
 	require.Equal(t, 1.0, counts["/hsm.v1.HsmService/Login InvalidArgument"], "%v", counts)
 	require.GreaterOrEqual(t, counts["/hsm.v1.HsmService/Login OK"], 1.0, "%v", counts)
+}
+
+func TestMetricsServedOverHTTP(t *testing.T) {
+	c := nodetest.New(t, 1, func(cfg *node.Config) { cfg.MetricsAddr = "127.0.0.1:0" })
+	// A second session beside the one the harness opened to activate.
+	c.Login(0, node.AdminUsername, nodetest.AdminPassword, hsmv1.Role_ROLE_ADMIN)
+	addr := c.Nodes[0].MetricsAddr()
+	require.NotEmpty(t, addr)
+	var body string
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		// The gauges are refreshed every second.
+		return strings.Contains(body, `hsm_raft_state{state="Leader"} 1`)
+	}, 10*time.Second, 100*time.Millisecond, "metrics: %s", body)
+	for _, want := range []string{`hsm_requests_total{code="OK",method="/hsm.v1.HsmService/Login"}`, "hsm_request_duration_seconds_bucket",
+		"hsm_raft_term", "hsm_raft_commit_index", "hsm_raft_applied_index", "hsm_sessions 2", "hsm_users 1"} {
+		require.Contains(t, body, want)
+	}
 }

@@ -63,10 +63,11 @@ type Node struct {
 	apiLn, raftLn net.Listener
 	grpc          *grpc.Server
 
-	auditLog   *audit.Log
-	registry   *prometheus.Registry
-	metrics    *metrics.Metrics
-	metricsSrv *http.Server
+	auditLog    *audit.Log
+	registry    *prometheus.Registry
+	metrics     *metrics.Metrics
+	metricsSrv  *http.Server
+	metricsAddr string
 
 	// mu guards the fields below, which change at initialization and join.
 	mu sync.Mutex

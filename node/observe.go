@@ -58,6 +58,7 @@ func (n *Node) serveMetrics() error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metrics.Handler(n.registry))
+	n.metricsAddr = ln.Addr().String()
 	n.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	n.wg.Add(1)
 	go func() {
@@ -75,6 +76,9 @@ func (n *Node) refreshGauges() {
 	n.metrics.SetSessions(int(st.GetSessionCount()))
 	n.metrics.SetCounts(int(st.GetKeyCount()), int(st.GetUserCount()))
 }
+
+// MetricsAddr is the address serving /metrics, or "" when none.
+func (n *Node) MetricsAddr() string { return n.metricsAddr }
 
 // Registry is the node's Prometheus registry.
 func (n *Node) Registry() *prometheus.Registry { return n.registry }

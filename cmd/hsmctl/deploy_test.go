@@ -95,6 +95,18 @@ func TestUpFaultsDown(t *testing.T) {
 	require.NoError(t, err)
 	hsmctl(t, "login", "--dir", dir, "--cluster-id", up.ClusterID, "--username", "kmsuser", "--role", "crypto-user", "--password", strings.TrimSpace(string(pw)))
 
+	// Logs: one HSM's, or all of them.
+	one := hsmctl(t, "logs", "--dir", dir, "--hsm", up.Hsms[0].HsmID)
+	require.Contains(t, one, "==> "+up.Hsms[0].HsmID)
+	require.Contains(t, one, "hsm started")
+	require.NotContains(t, one, "==> "+up.Hsms[1].HsmID)
+	all := hsmctl(t, "logs", "--dir", dir)
+	for _, h := range up.Hsms {
+		require.Contains(t, all, "==> "+h.HsmID)
+	}
+	var errOut bytes.Buffer
+	require.Equal(t, 1, run(context.Background(), []string{"logs", "--dir", dir, "--hsm", "hsm-nosuchhsm"}, &bytes.Buffer{}, &errOut))
+
 	// Partition the leader's AZ: a new leader is elected elsewhere.
 	leader, ok := leaderOf(rep)
 	require.True(t, ok)
