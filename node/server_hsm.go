@@ -561,80 +561,68 @@ func (s *hsmServer) DeleteKey(ctx context.Context, req *hsmv1.DeleteKeyRequest) 
 	return &hsmv1.DeleteKeyResponse{}, toStatus(err)
 }
 
-func (s *hsmServer) Encrypt(ctx context.Context, req *hsmv1.EncryptRequest) (*hsmv1.EncryptResponse, error) {
-	attrs, material, err := s.n.usableKey(ctx, req.GetHandle())
+// withKey runs op on the material of the key handle names, for the
+// session's crypto user, zeroes the material afterwards and maps errors to
+// gRPC statuses: the shape of every single-key crypto call.
+func withKey[Req any, Out any](ctx context.Context, n *Node, handle uint64, req Req,
+	op func(*hsmv1.KeyAttributes, []byte, Req) (Out, error)) (Out, error) {
+	var zero Out
+	attrs, material, err := n.usableKey(ctx, handle)
 	if err != nil {
-		return nil, toStatus(err)
+		return zero, toStatus(err)
 	}
 	defer cryptocore.Zero(material)
-	ct, err := keyops.Encrypt(attrs, material, req)
+	out, err := op(attrs, material, req)
 	if err != nil {
-		return nil, toStatus(err)
+		return zero, toStatus(err)
+	}
+	return out, nil
+}
+
+func (s *hsmServer) Encrypt(ctx context.Context, req *hsmv1.EncryptRequest) (*hsmv1.EncryptResponse, error) {
+	ct, err := withKey(ctx, s.n, req.GetHandle(), req, keyops.Encrypt)
+	if err != nil {
+		return nil, err
 	}
 	return &hsmv1.EncryptResponse{Ciphertext: ct}, nil
 }
 
 func (s *hsmServer) Decrypt(ctx context.Context, req *hsmv1.DecryptRequest) (*hsmv1.DecryptResponse, error) {
-	attrs, material, err := s.n.usableKey(ctx, req.GetHandle())
+	pt, err := withKey(ctx, s.n, req.GetHandle(), req, keyops.Decrypt)
 	if err != nil {
-		return nil, toStatus(err)
-	}
-	defer cryptocore.Zero(material)
-	pt, err := keyops.Decrypt(attrs, material, req)
-	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return &hsmv1.DecryptResponse{Plaintext: pt}, nil
 }
 
 func (s *hsmServer) Sign(ctx context.Context, req *hsmv1.SignRequest) (*hsmv1.SignResponse, error) {
-	attrs, material, err := s.n.usableKey(ctx, req.GetHandle())
+	sig, err := withKey(ctx, s.n, req.GetHandle(), req, keyops.Sign)
 	if err != nil {
-		return nil, toStatus(err)
-	}
-	defer cryptocore.Zero(material)
-	sig, err := keyops.Sign(attrs, material, req)
-	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return &hsmv1.SignResponse{Signature: sig}, nil
 }
 
 func (s *hsmServer) Verify(ctx context.Context, req *hsmv1.VerifyRequest) (*hsmv1.VerifyResponse, error) {
-	attrs, material, err := s.n.usableKey(ctx, req.GetHandle())
+	ok, err := withKey(ctx, s.n, req.GetHandle(), req, keyops.Verify)
 	if err != nil {
-		return nil, toStatus(err)
-	}
-	defer cryptocore.Zero(material)
-	ok, err := keyops.Verify(attrs, material, req)
-	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return &hsmv1.VerifyResponse{Valid: ok}, nil
 }
 
 func (s *hsmServer) GenerateMac(ctx context.Context, req *hsmv1.GenerateMacRequest) (*hsmv1.GenerateMacResponse, error) {
-	attrs, material, err := s.n.usableKey(ctx, req.GetHandle())
+	mac, err := withKey(ctx, s.n, req.GetHandle(), req, keyops.GenerateMac)
 	if err != nil {
-		return nil, toStatus(err)
-	}
-	defer cryptocore.Zero(material)
-	mac, err := keyops.GenerateMac(attrs, material, req)
-	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return &hsmv1.GenerateMacResponse{Mac: mac}, nil
 }
 
 func (s *hsmServer) VerifyMac(ctx context.Context, req *hsmv1.VerifyMacRequest) (*hsmv1.VerifyMacResponse, error) {
-	attrs, material, err := s.n.usableKey(ctx, req.GetHandle())
+	ok, err := withKey(ctx, s.n, req.GetHandle(), req, keyops.VerifyMac)
 	if err != nil {
-		return nil, toStatus(err)
-	}
-	defer cryptocore.Zero(material)
-	ok, err := keyops.VerifyMac(attrs, material, req)
-	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return &hsmv1.VerifyMacResponse{Valid: ok}, nil
 }
