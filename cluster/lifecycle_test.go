@@ -3,7 +3,6 @@ package cluster_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/hsmsim/hsmsim/cluster"
 	"github.com/hsmsim/hsmsim/cluster/client"
 	"github.com/hsmsim/hsmsim/cluster/local"
+	"github.com/hsmsim/hsmsim/internal/testbin"
 	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
 )
 
@@ -21,18 +21,11 @@ import (
 var hsmdPath string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hsmd-bin")
-	if err != nil {
-		panic(err)
-	}
-	hsmdPath = filepath.Join(dir, "hsmd")
-	out, err := exec.Command("go", "build", "-o", hsmdPath, "github.com/hsmsim/hsmsim/cmd/hsmd").CombinedOutput()
-	if err != nil {
-		panic("build hsmd: " + string(out))
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	var dir string
+	testbin.Main(func() int {
+		hsmdPath = filepath.Join(dir, "hsmd")
+		return m.Run()
+	}, &dir, "hsmd")
 }
 
 // fixture is a control plane over real hsmd processes in a temporary directory.

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/hsmsim/hsmsim/cluster"
 	"github.com/hsmsim/hsmsim/cluster/local"
+	"github.com/hsmsim/hsmsim/internal/testbin"
 	"github.com/hsmsim/hsmsim/kmsproxy/awsjson"
 	"github.com/hsmsim/hsmsim/kmsproxy/cloudhsm"
 )
@@ -29,18 +28,11 @@ import (
 var hsmdPath string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hsmd-bin")
-	if err != nil {
-		panic(err)
-	}
-	hsmdPath = filepath.Join(dir, "hsmd")
-	out, err := exec.Command("go", "build", "-o", hsmdPath, "github.com/hsmsim/hsmsim/cmd/hsmd").CombinedOutput()
-	if err != nil {
-		panic("build hsmd: " + string(out))
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	var dir string
+	testbin.Main(func() int {
+		hsmdPath = filepath.Join(dir, "hsmd")
+		return m.Run()
+	}, &dir, "hsmd")
 }
 
 const (

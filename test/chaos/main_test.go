@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hsmsim/hsmsim/internal/testbin"
 )
 
 var (
@@ -48,18 +49,11 @@ func TestMain(m *testing.M) {
 	if chaosDuration() == 0 {
 		os.Exit(m.Run())
 	}
-	dir, err := os.MkdirTemp("", "hsmsim-chaos-bin")
-	if err != nil {
-		panic(err)
-	}
-	hsmdPath = filepath.Join(dir, "hsmd")
-	out, err := exec.Command("go", "build", "-o", hsmdPath, "github.com/hsmsim/hsmsim/cmd/hsmd").CombinedOutput()
-	if err != nil {
-		panic("build hsmd: " + string(out))
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	var dir string
+	testbin.Main(func() int {
+		hsmdPath = filepath.Join(dir, "hsmd")
+		return m.Run()
+	}, &dir, "hsmd")
 }
 
 // TestChaos runs the nemesis and the workloads once per seed and checks
