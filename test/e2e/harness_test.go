@@ -20,27 +20,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hsmsim/hsmsim/internal/testbin"
 )
 
 // binDir holds hsmd, hsmctl and kmsproxy, built once.
 var binDir string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hsmsim-e2e-bin")
-	if err != nil {
-		panic(err)
-	}
-	binDir = dir
-	for _, name := range []string{"hsmd", "hsmctl", "kmsproxy"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "github.com/hsmsim/hsmsim/cmd/"+name).CombinedOutput()
-		if err != nil {
-			panic("build " + name + ": " + string(out))
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m.Run, &binDir, "hsmd", "hsmctl", "kmsproxy") }
 
 // deployment is a running `hsmctl up` in a temporary directory.
 type deployment struct {
