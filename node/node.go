@@ -165,6 +165,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		grpc.Creds(credentials.NewTLS(n.id.serverTLS())),
 		grpc.ChainUnaryInterceptor(n.metrics.UnaryServerInterceptor(), n.faults.UnaryServerInterceptor(transport.PeerFromMetadata)),
 		grpc.MaxRecvMsgSize(4<<20),
+		grpc.StatsHandler(&connTracker{sessions: n.sessions, ended: func(k int) {
+			n.log.Info("client connection closed; its sessions ended", "sessions", k)
+		}}),
 	)
 	hsmv1.RegisterHsmServiceServer(n.grpc, &hsmServer{n: n})
 	hsmv1.RegisterClusterServiceServer(n.grpc, &clusterServer{n: n})

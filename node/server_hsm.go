@@ -63,6 +63,17 @@ func (n *Node) sessionFor(ctx context.Context, roles ...hsmv1.Role) (*session, e
 	return s, nil
 }
 
+// waitSessionIndex waits until this replica has applied what the caller
+// has observed: its session's writes, if it sends a session, and the index
+// it sends (MetadataIndex). It serves the calls that need no session.
+func (n *Node) waitSessionIndex(ctx context.Context) error {
+	index := minIndexFrom(ctx)
+	if s, ok := n.sessions.get(tokenFrom(ctx)); ok {
+		index = max(index, s.lastIndex.Load())
+	}
+	return n.waitApplied(ctx, index)
+}
+
 // write proposes cmd for the session, remembers its index for
 // read-your-writes, and waits until this replica has applied it. The
 // request's id (MetadataRequestID), if any, goes into the command, so that a
@@ -189,7 +200,7 @@ func (n *Node) login(ctx context.Context, req *hsmv1.LoginRequest) (*hsmv1.Login
 		}
 		index = i
 	}
-	token, _, err := n.sessions.open(u.Info.GetUsername(), u.Info.GetRole(), index)
+	token, _, err := n.sessions.open(u.Info.GetUsername(), u.Info.GetRole(), index, connIDFrom(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -276,11 +287,12 @@ func (s *hsmServer) DeleteUser(ctx context.Context, req *hsmv1.DeleteUserRequest
 	return &hsmv1.DeleteUserResponse{}, nil
 }
 
+// ListUsers needs no session: CloudHSM lets any client list users.
 func (s *hsmServer) ListUsers(ctx context.Context, _ *hsmv1.ListUsersRequest) (*hsmv1.ListUsersResponse, error) {
-	if _, err := s.n.sessionFor(ctx); err != nil {
+	if err := s.n.waitSessionIndex(ctx); err != nil {
 		return nil, toStatus(err)
 	}
-	return &hsmv1.ListUsersResponse{Users: s.n.db.Users()}, nil
+	return &hsmv1.ListUsersResponse{Users: s.n.db.Users(), Sessions: s.n.sessions.perUser()}, nil
 }
 
 func (s *hsmServer) ChangePassword(ctx context.Context, req *hsmv1.ChangePasswordRequest) (*hsmv1.ChangePasswordResponse, error) {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/stats"
 
 	"github.com/hsmsim/hsmsim/cryptocore"
 	"github.com/hsmsim/hsmsim/node/keydb"
@@ -38,6 +39,9 @@ const MetadataRequestID = "x-hsm-request-id"
 type session struct {
 	user string
 	role hsmv1.Role
+	// conn is the client connection the session was opened on (see
+	// connTracker); the session ends with it. Zero means none is known.
+	conn uint64
 	// lastIndex is the highest Raft index the session has observed: its
 	// writes' indexes. Requests wait until the replica has applied it.
 	lastIndex atomic.Uint64
@@ -65,14 +69,15 @@ func newSessionTable(max int) *sessionTable {
 	return &sessionTable{m: make(map[[32]byte]*session), max: max}
 }
 
-// open creates a session and returns its token.
-func (t *sessionTable) open(user string, role hsmv1.Role, index uint64) (string, *session, error) {
+// open creates a session opened on client connection conn and returns its
+// token.
+func (t *sessionTable) open(user string, role hsmv1.Role, index, conn uint64) (string, *session, error) {
 	raw, err := cryptocore.RandomBytes(32)
 	if err != nil {
 		return "", nil, err
 	}
 	token := hex.EncodeToString(raw)
-	s := &session{user: user, role: role}
+	s := &session{user: user, role: role, conn: conn}
 	s.lastIndex.Store(index)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -107,11 +112,84 @@ func (t *sessionTable) closeUser(user string) {
 	}
 }
 
+// closeConn ends every session opened on client connection conn, and
+// returns how many it ended.
+func (t *sessionTable) closeConn(conn uint64) int {
+	if conn == 0 {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for k, s := range t.m {
+		if s.conn == conn {
+			delete(t.m, k)
+			n++
+		}
+	}
+	return n
+}
+
+// perUser counts the sessions of each user that holds one.
+func (t *sessionTable) perUser() map[string]uint32 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make(map[string]uint32)
+	for _, s := range t.m {
+		out[s.user]++
+	}
+	return out
+}
+
 func (t *sessionTable) count() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return len(t.m)
 }
+
+// connTracker is a gRPC stats handler that numbers the server's client
+// connections and ends the sessions opened on a connection when it closes:
+// as in CloudHSM, a session lives as long as the client's connection, so a
+// client that dies (kill -9, a crashed host) leaves no user logged in.
+type connTracker struct {
+	next     atomic.Uint64
+	sessions *sessionTable
+	// ended is called with the number of sessions a closed connection
+	// ended, when there were any.
+	ended func(n int)
+}
+
+// connIDKey is the context key of a connection's number.
+type connIDKey struct{}
+
+// connIDFrom returns the number of the client connection ctx belongs to,
+// or 0 outside a tracked server.
+func connIDFrom(ctx context.Context) uint64 {
+	id, _ := ctx.Value(connIDKey{}).(uint64)
+	return id
+}
+
+// TagConn numbers a new connection; grpc derives its calls' contexts from
+// the returned one.
+func (c *connTracker) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return context.WithValue(ctx, connIDKey{}, c.next.Add(1))
+}
+
+// HandleConn ends the sessions of a connection that closed.
+func (c *connTracker) HandleConn(ctx context.Context, s stats.ConnStats) {
+	if _, ok := s.(*stats.ConnEnd); !ok {
+		return
+	}
+	if n := c.sessions.closeConn(connIDFrom(ctx)); n > 0 && c.ended != nil {
+		c.ended(n)
+	}
+}
+
+// TagRPC leaves a call's context as it is.
+func (c *connTracker) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+
+// HandleRPC ignores call events.
+func (c *connTracker) HandleRPC(context.Context, stats.RPCStats) {}
 
 // minIndexFrom returns the index a request asks this HSM to have applied.
 func minIndexFrom(ctx context.Context) uint64 {

@@ -3,8 +3,11 @@ package kms
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -30,11 +33,16 @@ const metadataSession = "x-hsm-session"
 const loginTimeout = 5 * time.Second
 
 // Connection error codes (botocore ConnectionErrorCodeType) this endpoint
-// produces. USER_LOGGED_IN never happens: an HSM user may hold several
-// sessions. USER_NOT_FOUND is reported only when the HSM says the user
-// does not exist; hsmsim's HSMs answer an unknown user as they answer a
-// wrong password (so as not to reveal which users exist), which makes a
-// missing kmsuser INVALID_CREDENTIALS.
+// produces (reference §4.3):
+//   - CLUSTER_NOT_FOUND: the cluster is gone; INTERNAL_ERROR: it is not
+//     active, or KMS cannot open its copy of the password.
+//   - INSUFFICIENT_CLOUDHSM_HSMS: the control plane lists no active HSM;
+//     NETWORK_ERRORS: it lists some, but none answers.
+//   - USER_NOT_FOUND, USER_LOCKED_OUT, USER_LOGGED_IN: what the HSMs'
+//     user list says (ListUsers needs no login, as CloudHSM's "user list"):
+//     no kmsuser, a locked one, or one that holds a session (someone logged
+//     in as kmsuser, which would keep KMS from rotating its password).
+//   - INVALID_CREDENTIALS: the HSM refused the password.
 const (
 	codeInvalidCredentials = "INVALID_CREDENTIALS"
 	codeClusterNotFound    = "CLUSTER_NOT_FOUND"
@@ -43,6 +51,7 @@ const (
 	codeInsufficientHSMs   = "INSUFFICIENT_CLOUDHSM_HSMS"
 	codeUserLockedOut      = "USER_LOCKED_OUT"
 	codeUserNotFound       = "USER_NOT_FOUND"
+	codeUserLoggedIn       = "USER_LOGGED_IN"
 )
 
 // storeConn is a custom key store's connection: the goroutine that
@@ -119,7 +128,7 @@ func (s *Service) resumeConnections() error {
 func (s *Service) runConnect(ctx context.Context, id string, c *storeConn, mode connectMode) {
 	defer s.wg.Done()
 	for {
-		h, code, err := s.connectOnce(ctx, id)
+		h, code, err := s.connectOnce(ctx, id, mode)
 		if ctx.Err() != nil {
 			if h != nil {
 				h.close()
@@ -161,7 +170,7 @@ func transient(code string) bool {
 // failure counting towards kmsuser's lock), then the client's login on
 // every HSM. A pending password (a rotation whose outcome was not
 // recorded) is tried when the current one is refused.
-func (s *Service) connectOnce(ctx context.Context, id string) (*clientHSM, string, error) {
+func (s *Service) connectOnce(ctx context.Context, id string, mode connectMode) (*clientHSM, string, error) {
 	var rec *store.CustomKeyStore
 	if err := s.db.View(func(tx *store.Tx) (err error) {
 		rec, err = tx.CustomKeyStore(id)
@@ -178,9 +187,15 @@ func (s *Service) connectOnce(ctx context.Context, id string) (*clientHSM, strin
 	case !clusterActive(c):
 		return nil, codeInternalError, errors.New("the cluster is " + string(c.State))
 	}
+	if len(activeHSMs(c)) == 0 {
+		return nil, codeInsufficientHSMs, errors.New("the cluster has no active HSM")
+	}
 	reach := reachableHSMs(ctx, c)
 	if len(reach) == 0 {
-		return nil, codeInsufficientHSMs, errors.New("no HSM of the cluster answers")
+		return nil, codeNetworkErrors, errors.New("no active HSM of the cluster answers")
+	}
+	if code, err := checkKMSUser(ctx, c, reach, mode); err != nil {
+		return nil, code, err
 	}
 	password, err := s.unseal(ctx, id, rec.SealedPassword)
 	if err != nil {
@@ -224,6 +239,77 @@ func (s *Service) connectOnce(ctx context.Context, id string) (*clientHSM, strin
 		}
 	}
 	return h, "", nil
+}
+
+// activeHSMs returns the HSMs of c that the control plane lists as active
+// (ACTIVE, or DEGRADED: created, but not answering its last check).
+func activeHSMs(c *cluster.Cluster) []*cluster.HSM {
+	var out []*cluster.HSM
+	for _, h := range c.Hsms {
+		if (h.State == cluster.HsmActive || h.State == cluster.HsmDegraded) && h.Runtime.APIAddr != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// checkKMSUser reads the user list of every HSM in reach, before KMS logs
+// in: kmsuser must exist (USER_NOT_FOUND), be unlocked (USER_LOCKED_OUT,
+// without spending a login attempt on a locked user), and, when KMS is about
+// to rotate its password (connectUser), hold no session on any HSM
+// (USER_LOGGED_IN). A connection that resumes after a restart skips the
+// last check: the sessions it would find may be its own previous process's,
+// which end as their connections close.
+func checkKMSUser(ctx context.Context, c *cluster.Cluster, reach []*cluster.HSM, mode connectMode) (string, error) {
+	anchor, err := parseCertPEM(c.TrustAnchor)
+	if err != nil {
+		return codeInternalError, err
+	}
+	conf := probeTLS(anchor, c.CertificateID)
+	lists := make([]*hsmv1.ListUsersResponse, len(reach))
+	errs := make([]error, len(reach))
+	var wg sync.WaitGroup
+	for i, h := range reach {
+		wg.Go(func() { lists[i], errs[i] = listUsers(ctx, h.Runtime.APIAddr, conf) })
+	}
+	wg.Wait()
+	answered := 0
+	for i, l := range lists {
+		if errs[i] != nil {
+			continue
+		}
+		answered++
+		var u *hsmv1.UserInfo
+		for _, x := range l.GetUsers() {
+			if x.GetUsername() == kmsUser {
+				u = x
+			}
+		}
+		switch {
+		case u == nil || u.GetRole() != hsmv1.Role_ROLE_CRYPTO_USER:
+			return codeUserNotFound, fmt.Errorf("HSM %s has no crypto user %s", reach[i].HsmID, kmsUser)
+		case u.GetLocked():
+			return codeUserLockedOut, fmt.Errorf("%s is locked on HSM %s", kmsUser, reach[i].HsmID)
+		case mode == connectUser && l.GetSessions()[kmsUser] > 0:
+			return codeUserLoggedIn, fmt.Errorf("%s is logged in on HSM %s", kmsUser, reach[i].HsmID)
+		}
+	}
+	if answered == 0 {
+		return loginCode(errs[0]), errs[0]
+	}
+	return "", nil
+}
+
+// listUsers asks the HSM at addr for its user list.
+func listUsers(ctx context.Context, addr string, conf *tls.Config) (*hsmv1.ListUsersResponse, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(conf)))
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
+	defer cancel()
+	return hsmv1.NewHsmServiceClient(conn).ListUsers(ctx, &hsmv1.ListUsersRequest{})
 }
 
 // checkLogin logs kmsuser in on one HSM and out again.

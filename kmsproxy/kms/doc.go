@@ -185,9 +185,6 @@
 //     hsmsim's own messages.
 //   - UpdateAlias to a key of another type or usage is
 //     ValidationException (AWS documents the rule, not the exception).
-//   - USER_NOT_FOUND is reported only if an HSM says so; hsmsim's HSMs
-//     answer an unknown user like a wrong password, which is
-//     INVALID_CREDENTIALS. USER_LOGGED_IN never happens.
 //   - Disconnect is synchronous: DISCONNECTING is never observed.
 //   - Names under "alias/aws/" are refused with InvalidAliasNameException,
 //     and ListAliases does not list AWS managed aliases.

@@ -242,7 +242,7 @@ func TestCustomKeyStoreRules(t *testing.T) {
 		require.Equal(t, types.ConnectionStateTypeDisconnected, e.describeStore(storeA).ConnectionState)
 		e.editCluster(custID, func(c *cluster.Cluster) { c.State = cluster.ClusterActive })
 
-		// No HSM answers: INSUFFICIENT_CLOUDHSM_HSMS.
+		// The cluster's HSMs exist but none answers: NETWORK_ERRORS.
 		var addrs []string
 		e.editCluster(custID, func(c *cluster.Cluster) {
 			for _, h := range c.Hsms {
@@ -251,13 +251,54 @@ func TestCustomKeyStoreRules(t *testing.T) {
 			deadAddr(c)
 		})
 		require.NoError(t, e.connect(storeA))
-		e.waitSettled(storeA, types.ConnectionStateTypeFailed, types.ConnectionErrorCodeTypeInsufficientCloudhsmHsms)
+		e.waitSettled(storeA, types.ConnectionStateTypeFailed, types.ConnectionErrorCodeTypeNetworkErrors)
 		require.NoError(t, e.disconnect(storeA))
 		e.editCluster(custID, func(c *cluster.Cluster) {
 			for i, h := range c.Hsms {
 				h.Runtime.APIAddr = addrs[i]
 			}
 		})
+
+		// The cluster has no active HSM: INSUFFICIENT_CLOUDHSM_HSMS.
+		e.editCluster(custID, func(c *cluster.Cluster) {
+			for _, h := range c.Hsms {
+				h.State = cluster.HsmDeleted
+			}
+		})
+		require.NoError(t, e.connect(storeA))
+		e.waitSettled(storeA, types.ConnectionStateTypeFailed, types.ConnectionErrorCodeTypeInsufficientCloudhsmHsms)
+		require.NoError(t, e.disconnect(storeA))
+		e.editCluster(custID, func(c *cluster.Cluster) {
+			for _, h := range c.Hsms {
+				h.State = cluster.HsmActive
+			}
+		})
+
+		// Someone is logged in as kmsuser on one HSM: USER_LOGGED_IN, and
+		// the password is not tried. Once that session ends with its
+		// client connection, the user is free again.
+		conn := cust.Conn(1)
+		resp, err := hsmv1.NewHsmServiceClient(conn).Login(ctx, &hsmv1.LoginRequest{Username: kmsUser, Password: pw2, Role: hsmv1.Role_ROLE_CRYPTO_USER})
+		require.NoError(t, err)
+		require.NotEmpty(t, resp.GetSession())
+		require.NoError(t, e.connect(storeA))
+		e.waitSettled(storeA, types.ConnectionStateTypeFailed, types.ConnectionErrorCodeTypeUserLoggedIn)
+		require.NoError(t, e.disconnect(storeA))
+		require.NoError(t, conn.Close())
+		require.Eventually(t, func() bool {
+			users, err := cust.Client(1).ListUsers(ctx, &hsmv1.ListUsersRequest{})
+			return err == nil && users.GetSessions()[kmsUser] == 0
+		}, 10*time.Second, 20*time.Millisecond, "kmsuser's session ends with its connection")
+
+		// kmsuser does not exist: USER_NOT_FOUND.
+		admin := cust.Login(0, node.AdminUsername, nodetest.AdminPassword, hsmv1.Role_ROLE_ADMIN)
+		_, err = cust.Client(0).DeleteUser(admin, &hsmv1.DeleteUserRequest{Username: kmsUser})
+		require.NoError(t, err)
+		require.NoError(t, e.connect(storeA))
+		e.waitSettled(storeA, types.ConnectionStateTypeFailed, types.ConnectionErrorCodeTypeUserNotFound)
+		require.NoError(t, e.disconnect(storeA))
+		cust.CreateCryptoUser(0, kmsUser, pw2)
+		cust.WaitConverged()
 
 		// The cluster was deleted: CLUSTER_NOT_FOUND.
 		e.editCluster(custID, func(c *cluster.Cluster) { c.State = cluster.ClusterDeleted })

@@ -357,6 +357,13 @@ func (c *Cluster) Client(i int) hsmv1.HsmServiceClient {
 	return hsmv1.NewHsmServiceClient(c.conn(i, nil))
 }
 
+// Conn returns a new client connection to node i that verifies the
+// cluster certificate as Client's do. The caller may close it (ending the
+// sessions opened on it); it is closed at the end of the test otherwise.
+func (c *Cluster) Conn(i int) *grpc.ClientConn {
+	return c.conn(i, nil)
+}
+
 // Control returns a ClusterService client for node i with the control plane's certificate.
 func (c *Cluster) Control(i int) hsmv1.ClusterServiceClient {
 	return hsmv1.NewClusterServiceClient(c.controlConn(i))

@@ -769,8 +769,13 @@ func (*ListUsersRequest) Descriptor() ([]byte, []int) {
 
 // ListUsersResponse lists users, sorted by name.
 type ListUsersResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Users         []*UserInfo            `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Users []*UserInfo            `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// sessions counts, per user name, the sessions the user holds on the HSM
+	// that answered (users with none are absent). Sessions are per HSM and
+	// end with the client connection that opened them, so this is what
+	// tells that a user is logged in (KMS's USER_LOGGED_IN).
+	Sessions      map[string]uint32 `protobuf:"bytes,2,rep,name=sessions,proto3" json:"sessions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -808,6 +813,13 @@ func (*ListUsersResponse) Descriptor() ([]byte, []int) {
 func (x *ListUsersResponse) GetUsers() []*UserInfo {
 	if x != nil {
 		return x.Users
+	}
+	return nil
+}
+
+func (x *ListUsersResponse) GetSessions() map[string]uint32 {
+	if x != nil {
+		return x.Sessions
 	}
 	return nil
 }
@@ -3729,9 +3741,13 @@ const file_hsm_v1_hsm_proto_rawDesc = "" +
 	"\busername\x18\x01 \x01(\tR\busername\x12&\n" +
 	"\x0fquorum_token_id\x18\x02 \x01(\tR\rquorumTokenId\"\x14\n" +
 	"\x12DeleteUserResponse\"\x12\n" +
-	"\x10ListUsersRequest\";\n" +
+	"\x10ListUsersRequest\"\xbd\x01\n" +
 	"\x11ListUsersResponse\x12&\n" +
-	"\x05users\x18\x01 \x03(\v2\x10.hsm.v1.UserInfoR\x05users\"~\n" +
+	"\x05users\x18\x01 \x03(\v2\x10.hsm.v1.UserInfoR\x05users\x12C\n" +
+	"\bsessions\x18\x02 \x03(\v2'.hsm.v1.ListUsersResponse.SessionsEntryR\bsessions\x1a;\n" +
+	"\rSessionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"~\n" +
 	"\x15ChangePasswordRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12!\n" +
 	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\x12&\n" +
@@ -3980,7 +3996,7 @@ func file_hsm_v1_hsm_proto_rawDescGZIP() []byte {
 }
 
 var file_hsm_v1_hsm_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_hsm_v1_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_hsm_v1_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_hsm_v1_hsm_proto_goTypes = []any{
 	(Hash)(0),                            // 0: hsm.v1.Hash
 	(EncryptionMechanism)(0),             // 1: hsm.v1.EncryptionMechanism
@@ -4047,116 +4063,118 @@ var file_hsm_v1_hsm_proto_goTypes = []any{
 	(*ListQuorumTokensResponse)(nil),     // 62: hsm.v1.ListQuorumTokensResponse
 	(*SetQuorumValueRequest)(nil),        // 63: hsm.v1.SetQuorumValueRequest
 	(*SetQuorumValueResponse)(nil),       // 64: hsm.v1.SetQuorumValueResponse
-	(Role)(0),                            // 65: hsm.v1.Role
-	(*UserInfo)(nil),                     // 66: hsm.v1.UserInfo
-	(KeyType)(0),                         // 67: hsm.v1.KeyType
-	(*KeyAttributes)(nil),                // 68: hsm.v1.KeyAttributes
-	(Curve)(0),                           // 69: hsm.v1.Curve
-	(KeyClass)(0),                        // 70: hsm.v1.KeyClass
+	nil,                                  // 65: hsm.v1.ListUsersResponse.SessionsEntry
+	(Role)(0),                            // 66: hsm.v1.Role
+	(*UserInfo)(nil),                     // 67: hsm.v1.UserInfo
+	(KeyType)(0),                         // 68: hsm.v1.KeyType
+	(*KeyAttributes)(nil),                // 69: hsm.v1.KeyAttributes
+	(Curve)(0),                           // 70: hsm.v1.Curve
+	(KeyClass)(0),                        // 71: hsm.v1.KeyClass
 }
 var file_hsm_v1_hsm_proto_depIdxs = []int32{
-	65, // 0: hsm.v1.LoginRequest.role:type_name -> hsm.v1.Role
-	65, // 1: hsm.v1.CreateUserRequest.role:type_name -> hsm.v1.Role
-	66, // 2: hsm.v1.ListUsersResponse.users:type_name -> hsm.v1.UserInfo
-	67, // 3: hsm.v1.GenerateSymmetricKeyRequest.type:type_name -> hsm.v1.KeyType
-	18, // 4: hsm.v1.GenerateSymmetricKeyRequest.usage:type_name -> hsm.v1.KeyUsage
-	68, // 5: hsm.v1.GenerateSymmetricKeyResponse.key:type_name -> hsm.v1.KeyAttributes
-	67, // 6: hsm.v1.GenerateKeyPairRequest.type:type_name -> hsm.v1.KeyType
-	69, // 7: hsm.v1.GenerateKeyPairRequest.curve:type_name -> hsm.v1.Curve
-	18, // 8: hsm.v1.GenerateKeyPairRequest.usage:type_name -> hsm.v1.KeyUsage
-	68, // 9: hsm.v1.GenerateKeyPairResponse.public_key:type_name -> hsm.v1.KeyAttributes
-	68, // 10: hsm.v1.GenerateKeyPairResponse.private_key:type_name -> hsm.v1.KeyAttributes
-	70, // 11: hsm.v1.FindKeysRequest.class:type_name -> hsm.v1.KeyClass
-	67, // 12: hsm.v1.FindKeysRequest.type:type_name -> hsm.v1.KeyType
-	68, // 13: hsm.v1.FindKeysResponse.keys:type_name -> hsm.v1.KeyAttributes
-	68, // 14: hsm.v1.GetAttributesResponse.key:type_name -> hsm.v1.KeyAttributes
-	68, // 15: hsm.v1.SetAttributeResponse.key:type_name -> hsm.v1.KeyAttributes
-	1,  // 16: hsm.v1.EncryptRequest.mechanism:type_name -> hsm.v1.EncryptionMechanism
-	0,  // 17: hsm.v1.EncryptRequest.hash:type_name -> hsm.v1.Hash
-	0,  // 18: hsm.v1.EncryptRequest.mgf_hash:type_name -> hsm.v1.Hash
-	1,  // 19: hsm.v1.DecryptRequest.mechanism:type_name -> hsm.v1.EncryptionMechanism
-	0,  // 20: hsm.v1.DecryptRequest.hash:type_name -> hsm.v1.Hash
-	0,  // 21: hsm.v1.DecryptRequest.mgf_hash:type_name -> hsm.v1.Hash
-	2,  // 22: hsm.v1.SignRequest.mechanism:type_name -> hsm.v1.SignatureMechanism
-	0,  // 23: hsm.v1.SignRequest.hash:type_name -> hsm.v1.Hash
-	2,  // 24: hsm.v1.VerifyRequest.mechanism:type_name -> hsm.v1.SignatureMechanism
-	0,  // 25: hsm.v1.VerifyRequest.hash:type_name -> hsm.v1.Hash
-	0,  // 26: hsm.v1.GenerateMacRequest.hash:type_name -> hsm.v1.Hash
-	0,  // 27: hsm.v1.VerifyMacRequest.hash:type_name -> hsm.v1.Hash
-	3,  // 28: hsm.v1.WrapKeyRequest.mechanism:type_name -> hsm.v1.WrapMechanism
-	0,  // 29: hsm.v1.WrapKeyRequest.hash:type_name -> hsm.v1.Hash
-	3,  // 30: hsm.v1.UnwrapKeyRequest.mechanism:type_name -> hsm.v1.WrapMechanism
-	0,  // 31: hsm.v1.UnwrapKeyRequest.hash:type_name -> hsm.v1.Hash
-	67, // 32: hsm.v1.UnwrapKeyRequest.type:type_name -> hsm.v1.KeyType
-	18, // 33: hsm.v1.UnwrapKeyRequest.usage:type_name -> hsm.v1.KeyUsage
-	68, // 34: hsm.v1.UnwrapKeyResponse.key:type_name -> hsm.v1.KeyAttributes
-	53, // 35: hsm.v1.GenerateQuorumTokenResponse.token:type_name -> hsm.v1.QuorumToken
-	53, // 36: hsm.v1.ApproveQuorumTokenResponse.token:type_name -> hsm.v1.QuorumToken
-	53, // 37: hsm.v1.ListQuorumTokensResponse.tokens:type_name -> hsm.v1.QuorumToken
-	54, // 38: hsm.v1.ListQuorumTokensResponse.values:type_name -> hsm.v1.QuorumValue
-	4,  // 39: hsm.v1.HsmService.Login:input_type -> hsm.v1.LoginRequest
-	6,  // 40: hsm.v1.HsmService.Logout:input_type -> hsm.v1.LogoutRequest
-	8,  // 41: hsm.v1.HsmService.ActivateCluster:input_type -> hsm.v1.ActivateClusterRequest
-	10, // 42: hsm.v1.HsmService.CreateUser:input_type -> hsm.v1.CreateUserRequest
-	12, // 43: hsm.v1.HsmService.DeleteUser:input_type -> hsm.v1.DeleteUserRequest
-	14, // 44: hsm.v1.HsmService.ListUsers:input_type -> hsm.v1.ListUsersRequest
-	16, // 45: hsm.v1.HsmService.ChangePassword:input_type -> hsm.v1.ChangePasswordRequest
-	19, // 46: hsm.v1.HsmService.GenerateSymmetricKey:input_type -> hsm.v1.GenerateSymmetricKeyRequest
-	21, // 47: hsm.v1.HsmService.GenerateKeyPair:input_type -> hsm.v1.GenerateKeyPairRequest
-	23, // 48: hsm.v1.HsmService.FindKeys:input_type -> hsm.v1.FindKeysRequest
-	25, // 49: hsm.v1.HsmService.GetAttributes:input_type -> hsm.v1.GetAttributesRequest
-	27, // 50: hsm.v1.HsmService.SetAttribute:input_type -> hsm.v1.SetAttributeRequest
-	29, // 51: hsm.v1.HsmService.ShareKey:input_type -> hsm.v1.ShareKeyRequest
-	31, // 52: hsm.v1.HsmService.UnshareKey:input_type -> hsm.v1.UnshareKeyRequest
-	33, // 53: hsm.v1.HsmService.DeleteKey:input_type -> hsm.v1.DeleteKeyRequest
-	35, // 54: hsm.v1.HsmService.Encrypt:input_type -> hsm.v1.EncryptRequest
-	37, // 55: hsm.v1.HsmService.Decrypt:input_type -> hsm.v1.DecryptRequest
-	39, // 56: hsm.v1.HsmService.Sign:input_type -> hsm.v1.SignRequest
-	41, // 57: hsm.v1.HsmService.Verify:input_type -> hsm.v1.VerifyRequest
-	43, // 58: hsm.v1.HsmService.GenerateMac:input_type -> hsm.v1.GenerateMacRequest
-	45, // 59: hsm.v1.HsmService.VerifyMac:input_type -> hsm.v1.VerifyMacRequest
-	47, // 60: hsm.v1.HsmService.WrapKey:input_type -> hsm.v1.WrapKeyRequest
-	49, // 61: hsm.v1.HsmService.UnwrapKey:input_type -> hsm.v1.UnwrapKeyRequest
-	51, // 62: hsm.v1.HsmService.GenerateRandom:input_type -> hsm.v1.GenerateRandomRequest
-	55, // 63: hsm.v1.HsmService.RegisterQuorumKey:input_type -> hsm.v1.RegisterQuorumKeyRequest
-	57, // 64: hsm.v1.HsmService.GenerateQuorumToken:input_type -> hsm.v1.GenerateQuorumTokenRequest
-	59, // 65: hsm.v1.HsmService.ApproveQuorumToken:input_type -> hsm.v1.ApproveQuorumTokenRequest
-	61, // 66: hsm.v1.HsmService.ListQuorumTokens:input_type -> hsm.v1.ListQuorumTokensRequest
-	63, // 67: hsm.v1.HsmService.SetQuorumValue:input_type -> hsm.v1.SetQuorumValueRequest
-	5,  // 68: hsm.v1.HsmService.Login:output_type -> hsm.v1.LoginResponse
-	7,  // 69: hsm.v1.HsmService.Logout:output_type -> hsm.v1.LogoutResponse
-	9,  // 70: hsm.v1.HsmService.ActivateCluster:output_type -> hsm.v1.ActivateClusterResponse
-	11, // 71: hsm.v1.HsmService.CreateUser:output_type -> hsm.v1.CreateUserResponse
-	13, // 72: hsm.v1.HsmService.DeleteUser:output_type -> hsm.v1.DeleteUserResponse
-	15, // 73: hsm.v1.HsmService.ListUsers:output_type -> hsm.v1.ListUsersResponse
-	17, // 74: hsm.v1.HsmService.ChangePassword:output_type -> hsm.v1.ChangePasswordResponse
-	20, // 75: hsm.v1.HsmService.GenerateSymmetricKey:output_type -> hsm.v1.GenerateSymmetricKeyResponse
-	22, // 76: hsm.v1.HsmService.GenerateKeyPair:output_type -> hsm.v1.GenerateKeyPairResponse
-	24, // 77: hsm.v1.HsmService.FindKeys:output_type -> hsm.v1.FindKeysResponse
-	26, // 78: hsm.v1.HsmService.GetAttributes:output_type -> hsm.v1.GetAttributesResponse
-	28, // 79: hsm.v1.HsmService.SetAttribute:output_type -> hsm.v1.SetAttributeResponse
-	30, // 80: hsm.v1.HsmService.ShareKey:output_type -> hsm.v1.ShareKeyResponse
-	32, // 81: hsm.v1.HsmService.UnshareKey:output_type -> hsm.v1.UnshareKeyResponse
-	34, // 82: hsm.v1.HsmService.DeleteKey:output_type -> hsm.v1.DeleteKeyResponse
-	36, // 83: hsm.v1.HsmService.Encrypt:output_type -> hsm.v1.EncryptResponse
-	38, // 84: hsm.v1.HsmService.Decrypt:output_type -> hsm.v1.DecryptResponse
-	40, // 85: hsm.v1.HsmService.Sign:output_type -> hsm.v1.SignResponse
-	42, // 86: hsm.v1.HsmService.Verify:output_type -> hsm.v1.VerifyResponse
-	44, // 87: hsm.v1.HsmService.GenerateMac:output_type -> hsm.v1.GenerateMacResponse
-	46, // 88: hsm.v1.HsmService.VerifyMac:output_type -> hsm.v1.VerifyMacResponse
-	48, // 89: hsm.v1.HsmService.WrapKey:output_type -> hsm.v1.WrapKeyResponse
-	50, // 90: hsm.v1.HsmService.UnwrapKey:output_type -> hsm.v1.UnwrapKeyResponse
-	52, // 91: hsm.v1.HsmService.GenerateRandom:output_type -> hsm.v1.GenerateRandomResponse
-	56, // 92: hsm.v1.HsmService.RegisterQuorumKey:output_type -> hsm.v1.RegisterQuorumKeyResponse
-	58, // 93: hsm.v1.HsmService.GenerateQuorumToken:output_type -> hsm.v1.GenerateQuorumTokenResponse
-	60, // 94: hsm.v1.HsmService.ApproveQuorumToken:output_type -> hsm.v1.ApproveQuorumTokenResponse
-	62, // 95: hsm.v1.HsmService.ListQuorumTokens:output_type -> hsm.v1.ListQuorumTokensResponse
-	64, // 96: hsm.v1.HsmService.SetQuorumValue:output_type -> hsm.v1.SetQuorumValueResponse
-	68, // [68:97] is the sub-list for method output_type
-	39, // [39:68] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	66, // 0: hsm.v1.LoginRequest.role:type_name -> hsm.v1.Role
+	66, // 1: hsm.v1.CreateUserRequest.role:type_name -> hsm.v1.Role
+	67, // 2: hsm.v1.ListUsersResponse.users:type_name -> hsm.v1.UserInfo
+	65, // 3: hsm.v1.ListUsersResponse.sessions:type_name -> hsm.v1.ListUsersResponse.SessionsEntry
+	68, // 4: hsm.v1.GenerateSymmetricKeyRequest.type:type_name -> hsm.v1.KeyType
+	18, // 5: hsm.v1.GenerateSymmetricKeyRequest.usage:type_name -> hsm.v1.KeyUsage
+	69, // 6: hsm.v1.GenerateSymmetricKeyResponse.key:type_name -> hsm.v1.KeyAttributes
+	68, // 7: hsm.v1.GenerateKeyPairRequest.type:type_name -> hsm.v1.KeyType
+	70, // 8: hsm.v1.GenerateKeyPairRequest.curve:type_name -> hsm.v1.Curve
+	18, // 9: hsm.v1.GenerateKeyPairRequest.usage:type_name -> hsm.v1.KeyUsage
+	69, // 10: hsm.v1.GenerateKeyPairResponse.public_key:type_name -> hsm.v1.KeyAttributes
+	69, // 11: hsm.v1.GenerateKeyPairResponse.private_key:type_name -> hsm.v1.KeyAttributes
+	71, // 12: hsm.v1.FindKeysRequest.class:type_name -> hsm.v1.KeyClass
+	68, // 13: hsm.v1.FindKeysRequest.type:type_name -> hsm.v1.KeyType
+	69, // 14: hsm.v1.FindKeysResponse.keys:type_name -> hsm.v1.KeyAttributes
+	69, // 15: hsm.v1.GetAttributesResponse.key:type_name -> hsm.v1.KeyAttributes
+	69, // 16: hsm.v1.SetAttributeResponse.key:type_name -> hsm.v1.KeyAttributes
+	1,  // 17: hsm.v1.EncryptRequest.mechanism:type_name -> hsm.v1.EncryptionMechanism
+	0,  // 18: hsm.v1.EncryptRequest.hash:type_name -> hsm.v1.Hash
+	0,  // 19: hsm.v1.EncryptRequest.mgf_hash:type_name -> hsm.v1.Hash
+	1,  // 20: hsm.v1.DecryptRequest.mechanism:type_name -> hsm.v1.EncryptionMechanism
+	0,  // 21: hsm.v1.DecryptRequest.hash:type_name -> hsm.v1.Hash
+	0,  // 22: hsm.v1.DecryptRequest.mgf_hash:type_name -> hsm.v1.Hash
+	2,  // 23: hsm.v1.SignRequest.mechanism:type_name -> hsm.v1.SignatureMechanism
+	0,  // 24: hsm.v1.SignRequest.hash:type_name -> hsm.v1.Hash
+	2,  // 25: hsm.v1.VerifyRequest.mechanism:type_name -> hsm.v1.SignatureMechanism
+	0,  // 26: hsm.v1.VerifyRequest.hash:type_name -> hsm.v1.Hash
+	0,  // 27: hsm.v1.GenerateMacRequest.hash:type_name -> hsm.v1.Hash
+	0,  // 28: hsm.v1.VerifyMacRequest.hash:type_name -> hsm.v1.Hash
+	3,  // 29: hsm.v1.WrapKeyRequest.mechanism:type_name -> hsm.v1.WrapMechanism
+	0,  // 30: hsm.v1.WrapKeyRequest.hash:type_name -> hsm.v1.Hash
+	3,  // 31: hsm.v1.UnwrapKeyRequest.mechanism:type_name -> hsm.v1.WrapMechanism
+	0,  // 32: hsm.v1.UnwrapKeyRequest.hash:type_name -> hsm.v1.Hash
+	68, // 33: hsm.v1.UnwrapKeyRequest.type:type_name -> hsm.v1.KeyType
+	18, // 34: hsm.v1.UnwrapKeyRequest.usage:type_name -> hsm.v1.KeyUsage
+	69, // 35: hsm.v1.UnwrapKeyResponse.key:type_name -> hsm.v1.KeyAttributes
+	53, // 36: hsm.v1.GenerateQuorumTokenResponse.token:type_name -> hsm.v1.QuorumToken
+	53, // 37: hsm.v1.ApproveQuorumTokenResponse.token:type_name -> hsm.v1.QuorumToken
+	53, // 38: hsm.v1.ListQuorumTokensResponse.tokens:type_name -> hsm.v1.QuorumToken
+	54, // 39: hsm.v1.ListQuorumTokensResponse.values:type_name -> hsm.v1.QuorumValue
+	4,  // 40: hsm.v1.HsmService.Login:input_type -> hsm.v1.LoginRequest
+	6,  // 41: hsm.v1.HsmService.Logout:input_type -> hsm.v1.LogoutRequest
+	8,  // 42: hsm.v1.HsmService.ActivateCluster:input_type -> hsm.v1.ActivateClusterRequest
+	10, // 43: hsm.v1.HsmService.CreateUser:input_type -> hsm.v1.CreateUserRequest
+	12, // 44: hsm.v1.HsmService.DeleteUser:input_type -> hsm.v1.DeleteUserRequest
+	14, // 45: hsm.v1.HsmService.ListUsers:input_type -> hsm.v1.ListUsersRequest
+	16, // 46: hsm.v1.HsmService.ChangePassword:input_type -> hsm.v1.ChangePasswordRequest
+	19, // 47: hsm.v1.HsmService.GenerateSymmetricKey:input_type -> hsm.v1.GenerateSymmetricKeyRequest
+	21, // 48: hsm.v1.HsmService.GenerateKeyPair:input_type -> hsm.v1.GenerateKeyPairRequest
+	23, // 49: hsm.v1.HsmService.FindKeys:input_type -> hsm.v1.FindKeysRequest
+	25, // 50: hsm.v1.HsmService.GetAttributes:input_type -> hsm.v1.GetAttributesRequest
+	27, // 51: hsm.v1.HsmService.SetAttribute:input_type -> hsm.v1.SetAttributeRequest
+	29, // 52: hsm.v1.HsmService.ShareKey:input_type -> hsm.v1.ShareKeyRequest
+	31, // 53: hsm.v1.HsmService.UnshareKey:input_type -> hsm.v1.UnshareKeyRequest
+	33, // 54: hsm.v1.HsmService.DeleteKey:input_type -> hsm.v1.DeleteKeyRequest
+	35, // 55: hsm.v1.HsmService.Encrypt:input_type -> hsm.v1.EncryptRequest
+	37, // 56: hsm.v1.HsmService.Decrypt:input_type -> hsm.v1.DecryptRequest
+	39, // 57: hsm.v1.HsmService.Sign:input_type -> hsm.v1.SignRequest
+	41, // 58: hsm.v1.HsmService.Verify:input_type -> hsm.v1.VerifyRequest
+	43, // 59: hsm.v1.HsmService.GenerateMac:input_type -> hsm.v1.GenerateMacRequest
+	45, // 60: hsm.v1.HsmService.VerifyMac:input_type -> hsm.v1.VerifyMacRequest
+	47, // 61: hsm.v1.HsmService.WrapKey:input_type -> hsm.v1.WrapKeyRequest
+	49, // 62: hsm.v1.HsmService.UnwrapKey:input_type -> hsm.v1.UnwrapKeyRequest
+	51, // 63: hsm.v1.HsmService.GenerateRandom:input_type -> hsm.v1.GenerateRandomRequest
+	55, // 64: hsm.v1.HsmService.RegisterQuorumKey:input_type -> hsm.v1.RegisterQuorumKeyRequest
+	57, // 65: hsm.v1.HsmService.GenerateQuorumToken:input_type -> hsm.v1.GenerateQuorumTokenRequest
+	59, // 66: hsm.v1.HsmService.ApproveQuorumToken:input_type -> hsm.v1.ApproveQuorumTokenRequest
+	61, // 67: hsm.v1.HsmService.ListQuorumTokens:input_type -> hsm.v1.ListQuorumTokensRequest
+	63, // 68: hsm.v1.HsmService.SetQuorumValue:input_type -> hsm.v1.SetQuorumValueRequest
+	5,  // 69: hsm.v1.HsmService.Login:output_type -> hsm.v1.LoginResponse
+	7,  // 70: hsm.v1.HsmService.Logout:output_type -> hsm.v1.LogoutResponse
+	9,  // 71: hsm.v1.HsmService.ActivateCluster:output_type -> hsm.v1.ActivateClusterResponse
+	11, // 72: hsm.v1.HsmService.CreateUser:output_type -> hsm.v1.CreateUserResponse
+	13, // 73: hsm.v1.HsmService.DeleteUser:output_type -> hsm.v1.DeleteUserResponse
+	15, // 74: hsm.v1.HsmService.ListUsers:output_type -> hsm.v1.ListUsersResponse
+	17, // 75: hsm.v1.HsmService.ChangePassword:output_type -> hsm.v1.ChangePasswordResponse
+	20, // 76: hsm.v1.HsmService.GenerateSymmetricKey:output_type -> hsm.v1.GenerateSymmetricKeyResponse
+	22, // 77: hsm.v1.HsmService.GenerateKeyPair:output_type -> hsm.v1.GenerateKeyPairResponse
+	24, // 78: hsm.v1.HsmService.FindKeys:output_type -> hsm.v1.FindKeysResponse
+	26, // 79: hsm.v1.HsmService.GetAttributes:output_type -> hsm.v1.GetAttributesResponse
+	28, // 80: hsm.v1.HsmService.SetAttribute:output_type -> hsm.v1.SetAttributeResponse
+	30, // 81: hsm.v1.HsmService.ShareKey:output_type -> hsm.v1.ShareKeyResponse
+	32, // 82: hsm.v1.HsmService.UnshareKey:output_type -> hsm.v1.UnshareKeyResponse
+	34, // 83: hsm.v1.HsmService.DeleteKey:output_type -> hsm.v1.DeleteKeyResponse
+	36, // 84: hsm.v1.HsmService.Encrypt:output_type -> hsm.v1.EncryptResponse
+	38, // 85: hsm.v1.HsmService.Decrypt:output_type -> hsm.v1.DecryptResponse
+	40, // 86: hsm.v1.HsmService.Sign:output_type -> hsm.v1.SignResponse
+	42, // 87: hsm.v1.HsmService.Verify:output_type -> hsm.v1.VerifyResponse
+	44, // 88: hsm.v1.HsmService.GenerateMac:output_type -> hsm.v1.GenerateMacResponse
+	46, // 89: hsm.v1.HsmService.VerifyMac:output_type -> hsm.v1.VerifyMacResponse
+	48, // 90: hsm.v1.HsmService.WrapKey:output_type -> hsm.v1.WrapKeyResponse
+	50, // 91: hsm.v1.HsmService.UnwrapKey:output_type -> hsm.v1.UnwrapKeyResponse
+	52, // 92: hsm.v1.HsmService.GenerateRandom:output_type -> hsm.v1.GenerateRandomResponse
+	56, // 93: hsm.v1.HsmService.RegisterQuorumKey:output_type -> hsm.v1.RegisterQuorumKeyResponse
+	58, // 94: hsm.v1.HsmService.GenerateQuorumToken:output_type -> hsm.v1.GenerateQuorumTokenResponse
+	60, // 95: hsm.v1.HsmService.ApproveQuorumToken:output_type -> hsm.v1.ApproveQuorumTokenResponse
+	62, // 96: hsm.v1.HsmService.ListQuorumTokens:output_type -> hsm.v1.ListQuorumTokensResponse
+	64, // 97: hsm.v1.HsmService.SetQuorumValue:output_type -> hsm.v1.SetQuorumValueResponse
+	69, // [69:98] is the sub-list for method output_type
+	40, // [40:69] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_hsm_v1_hsm_proto_init() }
@@ -4182,7 +4200,7 @@ func file_hsm_v1_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsm_v1_hsm_proto_rawDesc), len(file_hsm_v1_hsm_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   61,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

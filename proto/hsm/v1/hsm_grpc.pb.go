@@ -70,7 +70,9 @@ type HsmServiceClient interface {
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
 	// DeleteUser deletes a user (admins only).
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
-	// ListUsers lists users and their lock state.
+	// ListUsers lists users, their lock state and their sessions on the
+	// answering HSM. It needs no session: as in CloudHSM, any client that
+	// trusts the cluster may list users.
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
 	// ChangePassword changes a password: an admin any user's (which also
 	// unlocks it), a crypto user its own.
@@ -442,7 +444,9 @@ type HsmServiceServer interface {
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
 	// DeleteUser deletes a user (admins only).
 	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
-	// ListUsers lists users and their lock state.
+	// ListUsers lists users, their lock state and their sessions on the
+	// answering HSM. It needs no session: as in CloudHSM, any client that
+	// trusts the cluster may list users.
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
 	// ChangePassword changes a password: an admin any user's (which also
 	// unlocks it), a crypto user its own.
