@@ -3,7 +3,6 @@ package chaos
 import (
 	"math"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/anishathalye/porcupine"
@@ -122,7 +121,7 @@ func TestKeyDBModel(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			faults := []annotation{{start: 5, end: 25, text: "kill-leader hsm-x"}}
-			res, err := checkLinearizable(tc.history, faults, dir)
+			res, err := checkLinearizable(kdbLin, tc.history, faults, dir)
 			require.NoError(t, err)
 			require.Equal(t, tc.want, res.Result)
 			require.Equal(t, tc.anomalies, res.Anomalies)
@@ -131,8 +130,8 @@ func TestKeyDBModel(t *testing.T) {
 				return
 			}
 			require.FileExists(t, res.Visualization)
-			require.NoError(t, writeHistory(filepath.Join(dir, "history.txt"), []string{"test"}, tc.history, faults))
-			b, err := os.ReadFile(filepath.Join(dir, "history.txt"))
+			require.NoError(t, writeHistory(kdbLin, kdbLin.historyFile(dir), []string{"test"}, tc.history, faults))
+			b, err := os.ReadFile(kdbLin.historyFile(dir))
 			require.NoError(t, err)
 			require.Contains(t, string(b), "nemesis kill-leader hsm-x")
 		})

@@ -32,6 +32,7 @@ type deployment struct {
 	t         *testing.T
 	dir       string
 	mgr       *cluster.Manager
+	prov      *local.Provisioner
 	clusterID string
 	// hsmIDs are the HSMs in the order of their AZs (cluster.DefaultAZs).
 	hsmIDs []string
@@ -61,7 +62,7 @@ func startDeployment(t *testing.T, dir string) *deployment {
 	require.NoError(t, err)
 	prov, err := local.New(local.Config{Dir: store.Dir(), PKI: pki, HsmdPath: hsmdPath, ExtraArgs: strings.Fields(*flagHsmd)})
 	require.NoError(t, err)
-	d.mgr = cluster.NewManager(store, prov, pki, d.log)
+	d.prov, d.mgr = prov, cluster.NewManager(store, prov, pki, d.log)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -106,29 +106,35 @@ func kdbStep(state, input, output any) (bool, any) {
 	return false, s
 }
 
-// partitionByLabel splits a history into one history per label, in order of
-// first appearance: operations on different labels do not interact, and
+// partitionBy returns a partition function that splits a history into one
+// history per key(input), in order of first appearance: operations on
+// different keys (labels, descriptions, aliases) do not interact, and
 // linearizability is compositional (Herlihy and Wing), so the history is
-// linearizable when each label's is.
-func partitionByLabel(history []porcupine.Operation) [][]porcupine.Operation {
-	index := map[string]int{}
-	var out [][]porcupine.Operation
-	for _, op := range history {
-		l := op.Input.(kdbInput).Label
-		i, ok := index[l]
-		if !ok {
-			i = len(out)
-			index[l] = i
-			out = append(out, nil)
+// linearizable when each key's is.
+func partitionBy(key func(input any) string) func([]porcupine.Operation) [][]porcupine.Operation {
+	return func(history []porcupine.Operation) [][]porcupine.Operation {
+		index := map[string]int{}
+		var out [][]porcupine.Operation
+		for _, op := range history {
+			k := key(op.Input)
+			i, ok := index[k]
+			if !ok {
+				i = len(out)
+				index[k] = i
+				out = append(out, nil)
+			}
+			out[i] = append(out[i], op)
 		}
-		out[i] = append(out[i], op)
+		return out
 	}
-	return out
 }
+
+// kdbLabel is the key database model's partition: the label.
+func kdbLabel(input any) string { return input.(kdbInput).Label }
 
 // kdbModel is the porcupine model of the key database, per label.
 var kdbModel = porcupine.Model{
-	Partition: partitionByLabel,
+	Partition: partitionBy(kdbLabel),
 	Init:      func() any { return kdbState{} },
 	Step:      kdbStep,
 	Equal:     func(a, b any) bool { return a.(kdbState) == b.(kdbState) },
@@ -172,48 +178,67 @@ func describeOp(in kdbInput, out kdbOutput) string {
 	return call + " -> ok"
 }
 
-// linearizabilityTimeout bounds porcupine's search. Partitioned by label,
-// each partition holds a handful of operations and checks in microseconds;
-// an Unknown result (the search timed out) fails the run all the same.
+// linearizabilityTimeout bounds porcupine's search. Partitioned by label
+// (or description, or alias), each partition holds a handful to a few
+// hundred operations and checks in milliseconds; an Unknown result (the
+// search timed out) fails the run all the same.
 const linearizabilityTimeout = 2 * time.Minute
+
+// linModel is one history's model, with what the suite needs to report on
+// it: the key database's, and the KMS endpoint's keys and aliases.
+type linModel struct {
+	// name prefixes the files written for the history
+	// (<name>-history.txt, <name>-linearizability.html).
+	name  string
+	model porcupine.Model
+	// key returns an operation's partition (label, description, alias).
+	key func(input any) string
+}
+
+// kdbLin is the key database's history.
+var kdbLin = linModel{name: "keydb", model: kdbModel, key: kdbLabel}
+
+// historyFile is where writeHistory puts m's history in dir.
+func (m linModel) historyFile(dir string) string { return filepath.Join(dir, m.name+"-history.txt") }
 
 // linResult is the outcome of a linearizability check.
 type linResult struct {
 	Result porcupine.CheckResult
-	// Anomalies is the number of labels whose history is not linearizable.
+	// Anomalies is the number of partitions (labels, descriptions,
+	// aliases) whose history is not linearizable.
 	Anomalies int
-	// Labels are those labels (up to 20).
+	// Labels name those partitions (up to 20).
 	Labels []string
 	// Visualization is the HTML file written on failure, "" otherwise.
 	Visualization string
 }
 
-// checkLinearizable checks history with porcupine. When it is not
-// linearizable (or the check timed out), it counts the labels at fault and
-// writes porcupine's visualisation, annotated with the nemesis's faults,
-// to dir/linearizability.html.
-func checkLinearizable(history []porcupine.Operation, faults []annotation, dir string) (linResult, error) {
-	res := linResult{Result: porcupine.CheckOperationsTimeout(kdbModel, history, linearizabilityTimeout)}
+// checkLinearizable checks history against m with porcupine. When it is
+// not linearizable (or the check timed out), it counts the partitions at
+// fault and writes porcupine's visualisation, annotated with the nemesis's
+// faults, to dir/<name>-linearizability.html.
+func checkLinearizable(m linModel, history []porcupine.Operation, faults []annotation, dir string) (linResult, error) {
+	res := linResult{Result: porcupine.CheckOperationsTimeout(m.model, history, linearizabilityTimeout)}
 	if res.Result == porcupine.Ok {
 		return res, nil
 	}
-	for _, part := range partitionByLabel(history) {
-		if porcupine.CheckOperationsTimeout(kdbModel, part, linearizabilityTimeout) != porcupine.Ok {
+	for _, part := range partitionBy(m.key)(history) {
+		if porcupine.CheckOperationsTimeout(m.model, part, linearizabilityTimeout) != porcupine.Ok {
 			res.Anomalies++
 			if len(res.Labels) < 20 {
-				res.Labels = append(res.Labels, part[0].Input.(kdbInput).Label)
+				res.Labels = append(res.Labels, m.key(part[0].Input))
 			}
 		}
 	}
-	_, info := porcupine.CheckOperationsVerbose(kdbModel, history, linearizabilityTimeout)
+	_, info := porcupine.CheckOperationsVerbose(m.model, history, linearizabilityTimeout)
 	var notes []porcupine.Annotation
 	for _, f := range faults {
 		notes = append(notes, porcupine.Annotation{Tag: "nemesis", Start: f.start, End: f.end,
 			Description: f.text, BackgroundColor: "#f6d5d5"})
 	}
 	info.AddAnnotations(notes)
-	res.Visualization = filepath.Join(dir, "linearizability.html")
-	if err := porcupine.VisualizePath(kdbModel, info, res.Visualization); err != nil {
+	res.Visualization = filepath.Join(dir, m.name+"-linearizability.html")
+	if err := porcupine.VisualizePath(m.model, info, res.Visualization); err != nil {
 		return res, fmt.Errorf("write the visualisation: %w", err)
 	}
 	return res, nil
@@ -226,9 +251,9 @@ type annotation struct {
 	text       string
 }
 
-// writeHistory writes the history and the nemesis's faults to path, one
+// writeHistory writes m's history and the nemesis's faults to path, one
 // line each, in order of time, for a person to read.
-func writeHistory(path string, header []string, history []porcupine.Operation, faults []annotation) error {
+func writeHistory(m linModel, path string, header []string, history []porcupine.Operation, faults []annotation) error {
 	type line struct {
 		at   int64
 		text string
@@ -240,7 +265,7 @@ func writeHistory(path string, header []string, history []porcupine.Operation, f
 			ret = fmt.Sprintf("%8.3f", seconds(op.Return))
 		}
 		lines = append(lines, line{op.Call, fmt.Sprintf("%8.3f %s  p%-3d %s",
-			seconds(op.Call), ret, op.ClientId, describeOp(op.Input.(kdbInput), op.Output.(kdbOutput)))})
+			seconds(op.Call), ret, op.ClientId, m.model.DescribeOperation(op.Input, op.Output))})
 	}
 	for _, f := range faults {
 		lines = append(lines, line{f.start, fmt.Sprintf("%8.3f %8.3f  nemesis %s", seconds(f.start), seconds(f.end), f.text)})

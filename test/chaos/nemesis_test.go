@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	mrand "math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 type faultKind string
 
 // The faults. Each takes out at most one HSM (a minority of three), so a
-// majority always remains; latency can come alone or with any other.
+// majority always remains; latency and a restart of the KMS endpoint can
+// come alone or with any other.
 const (
 	faultKillLeader    faultKind = "kill-leader"    // kill -9 the Raft leader; restart at heal
 	faultKillHSM       faultKind = "kill-hsm"       // kill -9 a random HSM; restart at heal
@@ -23,6 +25,7 @@ const (
 	faultPartitionAZ   faultKind = "partition-az"   // cut one AZ off from the others
 	faultIsolateLeader faultKind = "isolate-leader" // cut the leader off from every other HSM
 	faultLatency       faultKind = "latency"        // latency between two AZs, alone
+	faultRestartKMS    faultKind = "restart-kms"    // kill -9 the KMS endpoint and start it again, alone
 )
 
 // faultWeights are the kinds' odds, in percent. Leader kills come most
@@ -31,13 +34,20 @@ var faultWeights = []struct {
 	kind   faultKind
 	weight int
 }{
-	{faultKillLeader, 30},
-	{faultKillHSM, 15},
-	{faultPause, 15},
-	{faultPartitionAZ, 15},
-	{faultIsolateLeader, 15},
-	{faultLatency, 10},
+	{faultKillLeader, 25},
+	{faultKillHSM, 14},
+	{faultPause, 14},
+	{faultPartitionAZ, 14},
+	{faultIsolateLeader, 14},
+	{faultLatency, 9},
+	{faultRestartKMS, 10},
 }
+
+// restartWithOdds is the odds (one in restartWithOdds) that a fault of
+// another kind comes with a restart of the KMS endpoint: the endpoint then
+// reconnects its custom key store to a cluster that has lost an HSM, its
+// leader or an AZ.
+const restartWithOdds = 5
 
 // plan is one fault of the schedule, drawn from the seed alone: a replay
 // draws the same plans. Who the leader is is only known when it runs.
@@ -50,6 +60,10 @@ type plan struct {
 	// LatencyAZs for the duration of the fault.
 	LatencyMs  uint32
 	LatencyAZs [2]int
+	// RestartKMS kills the KMS endpoint (SIGKILL) and starts it again, on
+	// the same address and data directory, once the rest of the fault is
+	// in force.
+	RestartKMS bool
 	// Hold is how long the fault lasts; Quiet the calm that follows heal.
 	Hold, Quiet time.Duration
 }
@@ -80,6 +94,7 @@ func (s *schedule) next(hsms int) plan {
 	if p.Kind == faultLatency || s.rng.IntN(3) == 0 {
 		p.LatencyMs, p.LatencyAZs = ms, [2]int{a, b}
 	}
+	p.RestartKMS = s.rng.IntN(restartWithOdds) == 0 || p.Kind == faultRestartKMS
 	return p
 }
 
@@ -99,12 +114,31 @@ type faultRecord struct {
 	// write after it, measured when the leader was lost; 0 otherwise, and
 	// negative when no write succeeded within the probe's budget.
 	WriteUnavailable time.Duration
-	// Crypto figures during [Start, Healed]: mean and lowest successful
-	// operations per second and failed operations.
-	CryptoMean      float64
-	CryptoMinSec    int
-	CryptoFailed    int
+	// HSM and KMS are the crypto figures of the two layers during
+	// [Start, Healed].
+	HSM, KMS        layerStats
 	LongestWriteGap time.Duration
+	// KMSListening is the time from the endpoint's kill to its new
+	// process accepting connections, KMSConnected to its custom key store
+	// showing CONNECTED and KMSServing to the store serving crypto again
+	// (when RestartKMS).
+	KMSListening, KMSConnected, KMSServing time.Duration
+	// connected is closed when the restarted endpoint's store is CONNECTED
+	// again, or the wait failed with connectErr.
+	connected  chan struct{}
+	connectErr error
+}
+
+// layerStats are one crypto layer's figures over a span.
+type layerStats struct {
+	// Mean and MinSec are the mean and the lowest successful operations
+	// per second (the lowest over the whole seconds of the span).
+	Mean   float64
+	MinSec int
+	// Failed counts failed operations; Gap is the longest stretch of the
+	// span with no success.
+	Failed int
+	Gap    time.Duration
 }
 
 // probeBudget bounds a write probe: writes must come back within it after
@@ -117,6 +151,7 @@ type nemesis struct {
 	sched *schedule
 	rec   *recorder
 	kdb   *kdbWorkload
+	kms   *kmsEndpoint
 	logf  func(format string, args ...any)
 
 	mu     sync.Mutex
@@ -125,8 +160,9 @@ type nemesis struct {
 }
 
 // run injects faults until ctx ends, healing each one before the next. It
-// fails when the cluster does not become healthy before a fault, or the
-// control plane cannot inject one.
+// fails when the cluster does not become healthy before a fault, the KMS
+// endpoint does not serve its custom key store again, or the control plane
+// cannot inject one.
 func (n *nemesis) run(ctx context.Context) error {
 	// A calm start: the history begins with the cluster whole.
 	sleep(ctx, 2*time.Second)
@@ -135,6 +171,9 @@ func (n *nemesis) run(ctx context.Context) error {
 		leader, err := n.d.waitHealthy(context.Background(), 30*time.Second)
 		if err != nil {
 			return fmt.Errorf("before fault %d: %w", i, err)
+		}
+		if _, err := n.kms.waitConnected(context.Background(), connectTimeout); err != nil {
+			return fmt.Errorf("before fault %d: the KMS endpoint: %w", i, err)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -199,26 +238,56 @@ func (n *nemesis) inject(i int, p plan, leader string) (*faultRecord, error) {
 		f.Target, f.LeaderLost = leader, true
 		err = n.d.mgr.Isolate(ctx, leader)
 	}
-	if p.Kind != faultLatency {
-		what := fmt.Sprintf("%s %s", p.Kind, f.Target)
+	var what []string
+	if p.Kind != faultLatency && p.Kind != faultRestartKMS {
+		w := fmt.Sprintf("%s %s", p.Kind, f.Target)
 		if f.Target != "" && f.Target != leader && p.Kind != faultPartitionAZ {
-			what += " (follower)"
+			w += " (follower)"
 		} else if f.LeaderLost {
-			what += " (leader)"
+			w += " (leader)"
 		}
-		if f.Desc != "" {
-			what += " + " + f.Desc
-		}
-		f.Desc = what
+		what = append(what, w)
 	}
-	n.logf("%7.3fs fault %d: %s (hold %v)", f.Start.Seconds(), i, f.Desc, p.Hold)
+	if p.RestartKMS {
+		what = append(what, string(faultRestartKMS))
+	}
+	if f.Desc != "" {
+		what = append(what, f.Desc)
+	}
+	f.Desc = strings.Join(what, " + ")
 	if err == nil && f.LeaderLost {
 		n.probe(f, at, fmt.Sprintf("probe-%d-%d", n.kdb.seed, i))
 	}
+	if err == nil && p.RestartKMS {
+		err = n.restartKMS(ctx, f)
+	}
+	n.logf("%7.3fs fault %d: %s (hold %v)", f.Start.Seconds(), i, f.Desc, p.Hold)
 	return f, err
 }
 
-// heal undoes f: thaws or restarts its HSM, then clears the network faults.
+// restartKMS kills the endpoint and starts it again, and watches in the
+// background for its custom key store to be CONNECTED and to serve crypto
+// again; heal waits for that watch.
+func (n *nemesis) restartKMS(ctx context.Context, f *faultRecord) error {
+	at := time.Now()
+	err := n.kms.restart(ctx)
+	f.KMSListening, f.connected = time.Since(at), make(chan struct{})
+	if err != nil {
+		close(f.connected)
+		return err
+	}
+	go func() {
+		defer close(f.connected)
+		r, err := n.kms.waitConnected(context.Background(), connectTimeout)
+		n.mu.Lock()
+		f.KMSConnected, f.KMSServing, f.connectErr = f.KMSListening+r.connected, f.KMSListening+r.serving, err
+		n.mu.Unlock()
+	}()
+	return nil
+}
+
+// heal undoes f: thaws or restarts its HSM, clears the network faults,
+// and waits for a restarted KMS endpoint's store to serve crypto again.
 func (n *nemesis) heal(f *faultRecord) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -232,13 +301,21 @@ func (n *nemesis) heal(f *faultRecord) error {
 	if herr := n.d.mgr.Heal(ctx); err == nil {
 		err = herr
 	}
+	if f.connected != nil {
+		<-f.connected
+		n.mu.Lock()
+		if err == nil && f.connectErr != nil {
+			err = fmt.Errorf("the restarted KMS endpoint: %w", f.connectErr)
+		}
+		n.mu.Unlock()
+	}
 	f.Healed = time.Duration(n.rec.now())
 	n.logf("%7.3fs healed: %s", f.Healed.Seconds(), f.Desc)
 	return err
 }
 
-// healAll makes sure every HSM runs and no fault is in force: the end of a
-// run, whatever happened.
+// healAll makes sure every HSM and the KMS endpoint run and no fault is
+// in force: the end of a run, whatever happened.
 func (n *nemesis) healAll() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -253,7 +330,16 @@ func (n *nemesis) healAll() error {
 			}
 		}
 	}
-	return n.d.mgr.Heal(ctx)
+	if err := n.d.mgr.Heal(ctx); err != nil {
+		return err
+	}
+	if !n.kms.running() {
+		if err := n.kms.start(ctx); err != nil {
+			return err
+		}
+	}
+	_, err := n.kms.waitConnected(ctx, connectTimeout)
+	return err
 }
 
 // probe writes a key until a write succeeds, and records in f the time

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -22,7 +21,7 @@ import (
 const (
 	// kdbWorkers and cryptoWorkers are the workloads' goroutines: enough
 	// concurrency for interesting histories on a 2-core machine that also
-	// runs three HSMs.
+	// runs four HSMs and the KMS endpoint.
 	kdbWorkers    = 4
 	cryptoWorkers = 3
 	// cryptoKeys are the keys the crypto workload uses.
@@ -32,6 +31,25 @@ const (
 	// interval (50 ms), rounded up to leave scheduling slack on a loaded
 	// 2-core machine. See the package documentation.
 	cryptoGapBound = 3500 * time.Millisecond
+	// kmsCryptoGapBound is the bound through the endpoint, outside its
+	// restarts. The endpoint's client of the custom key store has the same
+	// timings, but it also writes (CreateKey), and every call it makes
+	// carries the index of its last write (read-your-writes): a follower
+	// waits until it has applied that index, which it learns only from a
+	// leader. When the leader stops right after a write, crypto through
+	// the endpoint thus waits for the next leader (an election, 1 to 3 s
+	// here), where crypto on the HSMs through a client that never writes
+	// goes on. 5 s covers either, with slack for a loaded machine.
+	kmsCryptoGapBound = 5 * time.Second
+	// kmsRestartGapBound is the longest crypto through the endpoint may
+	// stop when the endpoint restarts: the new process logs in to the
+	// fleet and listens (under a second), then reconnects the custom key
+	// store: a status probe of every HSM (1 s at most), kmsuser's password
+	// checked on one HSM (up to 5 s when it stops answering meanwhile),
+	// and a login on every HSM (3 s at most per HSM that does not answer,
+	// in parallel). Until then Encrypt and Decrypt fail (the key store's
+	// HSMs cannot be reached); after it, they run at once.
+	kmsRestartGapBound = 15 * time.Second
 	// afterHeal is how long the workloads keep running on the healed
 	// cluster, so that the history ends with the cluster whole.
 	afterHeal = 2 * time.Second
@@ -51,10 +69,30 @@ type runReport struct {
 	// KeysChecked and PairsChecked are what the durability check covered,
 	// on each HSM.
 	KeysChecked, PairsChecked int
-	// Crypto: successful and failed operations, and the longest stop.
-	CryptoOps, CryptoFailed, CryptoMismatches int
-	LongestCryptoGap                          time.Duration
-	GapDuring                                 string
+	// HSMCrypto and KMSCrypto are the crypto workload's figures on the
+	// HSMs and through the KMS endpoint.
+	HSMCrypto, KMSCrypto cryptoReport
+	// KMS endpoint: key and alias operations, how many had an unknown
+	// outcome, and the descriptions and aliases whose history is not
+	// linearizable.
+	KMSKeyOps, KMSKeyUnknown, KMSKeyAnomalies int
+	AliasOps, AliasUnknown, AliasAnomalies    int
+	// KMS durability through the endpoint.
+	KMSDurability kmsDurability
+	// CreateRefusals counts CreateKey's definite refusals by exception.
+	CreateRefusals map[string]int
+}
+
+// cryptoReport is one crypto layer's figures over a run.
+type cryptoReport struct {
+	Ops, Failed, Mismatches int
+	// RestartFailed are the failures during a restart of the KMS endpoint
+	// (Failed counts the others).
+	RestartFailed int
+	// LongestGap is the longest stop outside the endpoint's restarts, and
+	// GapDuring the fault it happened in.
+	LongestGap time.Duration
+	GapDuring  string
 }
 
 // runChaos runs one seed: deployment, workloads, nemesis, heal, checks. It
@@ -81,26 +119,37 @@ func runChaos(t *testing.T, seed uint64, dur time.Duration, report func(*runRepo
 	require.NoError(t, err)
 	t.Cleanup(func() { crypter.Close() })
 
-	cw := &cryptoWorkload{api: hsmv1.NewHsmServiceClient(crypter), seed: seed}
+	hsmAPI := hsmv1.NewHsmServiceClient(crypter)
+	var handles []uint64
 	for i := range cryptoKeys {
-		resp, err := cw.api.GenerateSymmetricKey(ctx, &hsmv1.GenerateSymmetricKeyRequest{Type: hsmv1.KeyType_KEY_TYPE_AES,
+		resp, err := hsmAPI.GenerateSymmetricKey(ctx, &hsmv1.GenerateSymmetricKeyRequest{Type: hsmv1.KeyType_KEY_TYPE_AES,
 			SizeBits: 256, Label: fmt.Sprintf("crypto-%d", i), Usage: &hsmv1.KeyUsage{Encrypt: true, Decrypt: true}})
 		require.NoError(t, err)
-		cw.keys = append(cw.keys, resp.GetKey().GetHandle())
+		handles = append(handles, resp.GetKey().GetHandle())
 	}
 	require.NoError(t, d.waitConverged(ctx, crypter.ObservedIndex(), 30*time.Second))
 
+	kctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	e, err := startKMS(kctx, d, d.mgr.Store().Dir())
+	require.NoError(t, err, "start the KMS endpoint; see %s", d.logFile.Name())
+	pool, err := createPool(kctx, e.client(nil), e.storeID, seed)
+	cancel()
+	require.NoError(t, err)
+
 	rec := newRecorder()
-	cw.rec = rec
+	hcw := hsmCrypto(hsmAPI, handles, rec, seed)
+	kcw := kmsCrypto(e.client(nil), pool, rec, seed)
 	kdb := &kdbWorkload{api: hsmv1.NewHsmServiceClient(writer), rec: rec, reg: newRegistry(), seed: seed}
-	nem := &nemesis{d: d, sched: newSchedule(seed), rec: rec, kdb: kdb, logf: t.Logf}
+	kw := newKMSWorkload(e, rec, seed, pool)
+	nem := &nemesis{d: d, sched: newSchedule(seed), rec: rec, kdb: kdb, kms: e, logf: t.Logf}
 	stop := make(chan struct{})
-	waitKDB := kdb.start(stop, kdbWorkers)
-	waitCrypto := cw.start(stop, cryptoWorkers)
+	waits := []func(){kdb.start(stop, kdbWorkers), hcw.start(stop, cryptoWorkers), kw.start(stop, kmsWorkers),
+		kcw.start(stop, kmsCryptoWorkers)}
 	stopWorkloads := sync.OnceFunc(func() {
 		close(stop)
-		waitKDB()
-		waitCrypto()
+		for _, wait := range waits {
+			wait()
+		}
 		nem.probes.Wait()
 	})
 	// Also on a failure below, before the clients close.
@@ -119,62 +168,123 @@ func runChaos(t *testing.T, seed uint64, dur time.Duration, report func(*runRepo
 	require.NoError(t, healErr, "final heal")
 	require.NoError(t, healthyErr, "after the final heal")
 	require.NoError(t, d.waitConverged(ctx, max(writer.ObservedIndex(), crypter.ObservedIndex()), 60*time.Second))
+	_, err = e.waitConnected(ctx, connectTimeout)
+	require.NoError(t, err, "the KMS endpoint after the final heal")
 
-	rep := &runReport{Seed: seed, Faults: nem.records()}
+	rep := &runReport{Seed: seed, Faults: nem.records(), CreateRefusals: kw.refusals}
+	faults := nem.annotations()
+
+	// Key database linearizability, with the history kept on disk for a
+	// person.
 	history := rec.history()
-	rep.Ops = len(history)
-	for _, op := range history {
-		if op.Return == math.MaxInt64 {
-			rep.Unknown++
-		}
-	}
-
-	// Linearizability, with the history kept on disk for a person.
+	rep.Ops, rep.Unknown = len(history), countUnknown(history)
 	header := []string{fmt.Sprintf("chaos seed %d, %v, %d operations, %d with an unknown outcome", seed, dur, rep.Ops, rep.Unknown)}
-	require.NoError(t, writeHistory(filepath.Join(dir, "history.txt"), header, history, nem.annotations()))
-	lin, err := checkLinearizable(history, nem.annotations(), dir)
+	require.NoError(t, writeHistory(kdbLin, kdbLin.historyFile(dir), header, history, faults))
+	lin, err := checkLinearizable(kdbLin, history, faults, dir)
 	require.NoError(t, err)
 	rep.Anomalies = lin.Anomalies
 
 	// Durability, on every HSM alone.
-	pairs := append(append([]sealed(nil), kdb.pairs...), cw.pairs...)
-	durab := checkDurability(t, d, kdb.reg.snapshot(), cw.keys, pairs)
+	pairs := slices.Clone(kdb.pairs)
+	for _, p := range hcw.pairs {
+		pairs = append(pairs, sealed{handle: handles[p.key], pt: p.pt, ct: p.ct})
+	}
+	durab := checkDurability(t, d, kdb.reg.snapshot(), handles, pairs)
 	rep.LostKeys, rep.Resurrected, rep.BadDecrypts, rep.Diverged = durab.lost, durab.resurrected, durab.badDecrypts, durab.diverged
 	rep.KeysChecked, rep.PairsChecked = durab.keys, durab.pairs
 
-	// Crypto and write availability.
-	rep.CryptoOps, rep.CryptoFailed, rep.CryptoMismatches = len(cw.successes), len(cw.failures), cw.mismatches
-	var gapAt int64
-	rep.LongestCryptoGap, gapAt = longestGap(cw.successes, 0, end)
-	rep.GapDuring = "no fault"
+	// The KMS endpoint: a last read of every alias and a scan of every key
+	// join the histories; durability through the endpoint.
+	require.NoError(t, kw.finalAliasRead())
+	found, err := kw.scan()
+	require.NoError(t, err, "scan the KMS keys")
+	rep.KMSDurability = checkKMSDurability(kw, found, pool, append(slices.Clone(kw.pairs), kmsPairs(kcw, pool)...))
+	rep.KMSDurability.orphanHSMKeys, err = countOrphanHSMKeys(ctx, d, found)
+	require.NoError(t, err)
+	keyLin := checkKMSHistory(t, kmsKeyLin, kw.keyRec, dir, seed, dur, faults, &rep.KMSKeyOps, &rep.KMSKeyUnknown)
+	aliasLin := checkKMSHistory(t, kmsAliasLin, kw.aliasRec, dir, seed, dur, faults, &rep.AliasOps, &rep.AliasUnknown)
+	rep.KMSKeyAnomalies, rep.AliasAnomalies = keyLin.Anomalies, aliasLin.Anomalies
+
+	// Crypto and write availability, per layer.
+	var restarts []span
 	for _, f := range rep.Faults {
-		fillFaultStats(f, cw, kdb.writes)
-		if gapAt >= int64(f.Start) && gapAt <= int64(f.Healed) {
-			rep.GapDuring = f.Desc
+		fillFaultStats(f, hcw, kcw, kdb.writes)
+		if f.RestartKMS {
+			restarts = append(restarts, span{int64(f.Start), int64(f.Healed)})
 		}
 	}
-	logReport(t, rep, kdb.unexpected, cw.failures, durab.details)
+	rep.HSMCrypto = cryptoFigures(hcw, rep.Faults, nil, end)
+	rep.KMSCrypto = cryptoFigures(kcw, rep.Faults, restarts, end)
+	logReport(t, rep, kdb.unexpected, kw.unexpected, hcw.failures, kcw.failures, durab.details, rep.KMSDurability.details)
 	report(rep)
 
 	// The verdicts.
 	require.Equal(t, porcupine.Ok, lin.Result, "linearizability: %d labels at fault %v; history %s, visualisation %s",
-		lin.Anomalies, lin.Labels, filepath.Join(dir, "history.txt"), lin.Visualization)
-	require.Empty(t, kdb.unexpected, "answers the workload never provokes")
+		lin.Anomalies, lin.Labels, kdbLin.historyFile(dir), lin.Visualization)
+	require.Equal(t, porcupine.Ok, keyLin.Result, "KMS key linearizability: %d descriptions at fault %v; history %s, visualisation %s",
+		keyLin.Anomalies, keyLin.Labels, kmsKeyLin.historyFile(dir), keyLin.Visualization)
+	require.Equal(t, porcupine.Ok, aliasLin.Result, "alias linearizability: %d aliases at fault %v; history %s, visualisation %s",
+		aliasLin.Anomalies, aliasLin.Labels, kmsAliasLin.historyFile(dir), aliasLin.Visualization)
+	require.Empty(t, kdb.unexpected, "answers the key database workload never provokes")
+	require.Empty(t, kw.unexpected, "answers the KMS workload never provokes")
 	require.Zero(t, rep.LostKeys, "acknowledged keys missing")
 	require.Zero(t, rep.Resurrected, "acknowledged deletions undone")
 	require.Zero(t, rep.BadDecrypts, "ciphertexts that do not decrypt to their plaintext")
 	require.Zero(t, rep.Diverged, "HSMs whose keys differ")
-	require.Zero(t, rep.CryptoMismatches, "Decrypt returned another plaintext")
-	require.Zero(t, rep.CryptoFailed, "crypto operations failed despite the client's retries")
-	require.Less(t, rep.LongestCryptoGap, cryptoGapBound, "crypto stopped (during %s)", rep.GapDuring)
+	require.Zero(t, rep.KMSDurability.lost, "acknowledged KMS keys missing")
+	require.Zero(t, rep.KMSDurability.wrongState, "KMS keys in another state than acknowledged")
+	require.Zero(t, rep.KMSDurability.badDecrypts, "endpoint ciphertexts that do not decrypt to their plaintext")
+	for _, c := range []struct {
+		name  string
+		r     cryptoReport
+		bound time.Duration
+	}{{"HSM", rep.HSMCrypto, cryptoGapBound}, {"KMS endpoint", rep.KMSCrypto, kmsCryptoGapBound}} {
+		require.Zero(t, c.r.Mismatches, "%s: Decrypt returned another plaintext", c.name)
+		require.Zero(t, c.r.Failed, "%s: crypto operations failed despite the clients' retries (not during a restart of the endpoint)", c.name)
+		require.Less(t, c.r.LongestGap, c.bound, "%s: crypto stopped (during %s)", c.name, c.r.GapDuring)
+	}
 	for _, f := range rep.Faults {
 		require.GreaterOrEqual(t, f.WriteUnavailable, time.Duration(0), "writes did not come back within %v after %s", probeBudget, f.Desc)
+		if f.RestartKMS {
+			require.Less(t, f.KMS.Gap, kmsRestartGapBound, "crypto through the endpoint stopped too long when it restarted (%s)", f.Desc)
+		}
 	}
+}
+
+// countUnknown counts a history's operations with an unknown outcome.
+func countUnknown(history []porcupine.Operation) int {
+	n := 0
+	for _, op := range history {
+		if op.Return == math.MaxInt64 {
+			n++
+		}
+	}
+	return n
+}
+
+// checkKMSHistory writes rec's history to dir and checks it against m;
+// ops and unknown receive its size and how many outcomes are unknown.
+func checkKMSHistory(t *testing.T, m linModel, rec *recorder, dir string, seed uint64, dur time.Duration,
+	faults []annotation, ops, unknown *int) linResult {
+	t.Helper()
+	history := rec.history()
+	*ops, *unknown = len(history), countUnknown(history)
+	header := []string{fmt.Sprintf("chaos seed %d, %v, %s: %d operations, %d with an unknown outcome", seed, dur, m.name, *ops, *unknown)}
+	require.NoError(t, writeHistory(m, m.historyFile(dir), header, history, faults))
+	lin, err := checkLinearizable(m, history, faults, dir)
+	require.NoError(t, err)
+	return lin
 }
 
 // longestGap returns the longest stretch of [from, to] with no success, and
 // where it began.
 func longestGap(successes []int64, from, to int64) (time.Duration, int64) {
+	return longestGapOutside(successes, from, to, nil)
+}
+
+// longestGapOutside returns the longest stretch of [from, to] with no
+// success that overlaps none of the excluded spans, and where it began.
+func longestGapOutside(successes []int64, from, to int64, excluded []span) (time.Duration, int64) {
 	s := slices.Clone(successes)
 	slices.Sort(s)
 	prev, best, at := from, int64(0), from
@@ -182,7 +292,8 @@ func longestGap(successes []int64, from, to int64) (time.Duration, int64) {
 		if x < from || x > to {
 			continue
 		}
-		if x-prev > best {
+		gap := span{prev, x}
+		if x-prev > best && !slices.ContainsFunc(excluded, gap.overlaps) {
 			best, at = x-prev, prev
 		}
 		prev = x
@@ -190,65 +301,110 @@ func longestGap(successes []int64, from, to int64) (time.Duration, int64) {
 	return time.Duration(best), at
 }
 
-// fillFaultStats computes f's crypto and write figures from the workloads'
-// records.
-func fillFaultStats(f *faultRecord, cw *cryptoWorkload, writes []int64) {
-	from, to := int64(f.Start), int64(f.Healed)
+// cryptoFigures computes a crypto layer's figures over [0, end]; failures
+// and stops during the restarts are counted apart.
+func cryptoFigures(cw *cryptoWorkload, faults []*faultRecord, restarts []span, end int64) cryptoReport {
+	r := cryptoReport{Ops: len(cw.successes), Mismatches: cw.mismatches, GapDuring: "no fault"}
+	for _, f := range cw.failedAt {
+		if slices.ContainsFunc(restarts, f.overlaps) {
+			r.RestartFailed++
+		} else {
+			r.Failed++
+		}
+	}
+	var at int64
+	r.LongestGap, at = longestGapOutside(cw.successes, 0, end, restarts)
+	for _, f := range faults {
+		if at >= int64(f.Start) && at <= int64(f.Healed) {
+			r.GapDuring = f.Desc
+		}
+	}
+	return r
+}
+
+// fillFaultStats computes f's crypto figures on both layers and its write
+// figures from the workloads' records.
+func fillFaultStats(f *faultRecord, hsm, kms *cryptoWorkload, writes []int64) {
+	s := span{int64(f.Start), int64(f.Healed)}
+	f.HSM, f.KMS = hsm.stats(s), kms.stats(s)
+	f.LongestWriteGap, _ = longestGap(writes, s.from, s.to)
+}
+
+// stats computes w's figures over s.
+func (w *cryptoWorkload) stats(s span) layerStats {
+	from, to := s.from, s.to
 	secs := max(1, int((to-from+int64(time.Second)-1)/int64(time.Second)))
 	perSec := make([]int, secs)
 	n := 0
-	for _, x := range cw.successes {
+	for _, x := range w.successes {
 		if x >= from && x < to {
 			perSec[(x-from)/int64(time.Second)]++
 			n++
 		}
 	}
-	f.CryptoMean = float64(n) / (float64(to-from) / 1e9)
+	var st layerStats
+	st.Mean = float64(n) / (float64(to-from) / 1e9)
 	// The last second is partial; the lowest is over the full ones.
-	f.CryptoMinSec = slices.Min(perSec[:max(1, len(perSec)-1)])
-	for _, x := range cw.failedAt {
-		if x >= from && x <= to {
-			f.CryptoFailed++
+	st.MinSec = slices.Min(perSec[:max(1, len(perSec)-1)])
+	for _, f := range w.failedAt {
+		if f.overlaps(s) {
+			st.Failed++
 		}
 	}
-	f.LongestWriteGap, _ = longestGap(writes, from, to)
+	st.Gap, _ = longestGap(w.successes, from, to)
+	return st
 }
 
-func logReport(t *testing.T, rep *runReport, unexpected, cryptoFailures, durability []string) {
-	t.Logf("seed %d: %d key operations (%d unknown outcome), %d labels not linearizable", rep.Seed, rep.Ops, rep.Unknown, rep.Anomalies)
+func logReport(t *testing.T, rep *runReport, kdbUnexpected, kmsUnexpected, hsmFailures, kmsFailures, durability, kmsDurability []string) {
+	t.Logf("seed %d: key database: %d operations (%d unknown outcome), %d labels not linearizable", rep.Seed, rep.Ops, rep.Unknown, rep.Anomalies)
 	t.Logf("seed %d: durability on every HSM: %d keys, %d ciphertexts; lost %d, resurrected %d, bad decrypts %d, diverged HSMs %d",
 		rep.Seed, rep.KeysChecked, rep.PairsChecked, rep.LostKeys, rep.Resurrected, rep.BadDecrypts, rep.Diverged)
-	t.Logf("seed %d: crypto %d ops, %d failed, %d mismatches, longest gap %v (during %s)", rep.Seed, rep.CryptoOps,
-		rep.CryptoFailed, rep.CryptoMismatches, rep.LongestCryptoGap.Round(time.Millisecond), rep.GapDuring)
+	t.Logf("seed %d: KMS keys: %d operations (%d unknown outcome), %d descriptions not linearizable; CreateKey refusals %v",
+		rep.Seed, rep.KMSKeyOps, rep.KMSKeyUnknown, rep.KMSKeyAnomalies, rep.CreateRefusals)
+	t.Logf("seed %d: KMS aliases: %d operations (%d unknown outcome), %d aliases not linearizable", rep.Seed, rep.AliasOps, rep.AliasUnknown, rep.AliasAnomalies)
+	kd := rep.KMSDurability
+	t.Logf("seed %d: durability through the endpoint: %d keys, %d ciphertexts; lost %d, wrong state %d, bad decrypts %d (keys of unknown creates found: %d; HSM keys backing no KMS key: %d)",
+		rep.Seed, kd.keys, kd.pairs, kd.lost, kd.wrongState, kd.badDecrypts, kd.orphans, kd.orphanHSMKeys)
+	for _, l := range []struct {
+		name string
+		r    cryptoReport
+	}{{"HSM", rep.HSMCrypto}, {"KMS", rep.KMSCrypto}} {
+		t.Logf("seed %d: crypto %s: %d ops, %d failed (+%d during endpoint restarts), %d mismatches, longest gap outside restarts %v (during %s)",
+			rep.Seed, l.name, l.r.Ops, l.r.Failed, l.r.RestartFailed, l.r.Mismatches, l.r.LongestGap.Round(time.Millisecond), l.r.GapDuring)
+	}
 	for i, f := range rep.Faults {
 		wu := "-"
 		if f.WriteUnavailable != 0 {
 			wu = f.WriteUnavailable.Round(time.Millisecond).String()
 		}
-		t.Logf("seed %d fault %d: %-60s %5.1fs  crypto %4.0f ops/s (min %3d/s, %d failed)  longest write gap %6v  writes back after %s",
-			rep.Seed, i, f.Desc, (f.Healed - f.Start).Seconds(), f.CryptoMean, f.CryptoMinSec, f.CryptoFailed,
-			f.LongestWriteGap.Round(time.Millisecond), wu)
-	}
-	for i, s := range unexpected {
-		if i == 10 {
-			t.Logf("... %d more unexpected answers", len(unexpected)-10)
-			break
+		restart := ""
+		if f.RestartKMS {
+			restart = fmt.Sprintf("  endpoint listening after %v, store CONNECTED after %v, serving after %v, KMS crypto gap %v",
+				f.KMSListening.Round(time.Millisecond), f.KMSConnected.Round(time.Millisecond), f.KMSServing.Round(time.Millisecond),
+				f.KMS.Gap.Round(time.Millisecond))
 		}
-		t.Logf("unexpected answer: %s", s)
+		t.Logf("seed %d fault %d: %-60s %5.1fs  crypto HSM %4.0f ops/s (min %3d/s, %d failed, gap %v) | KMS %4.0f ops/s (min %3d/s, %d failed, gap %v)  longest write gap %6v  writes back after %s%s",
+			rep.Seed, i, f.Desc, (f.Healed - f.Start).Seconds(),
+			f.HSM.Mean, f.HSM.MinSec, f.HSM.Failed, f.HSM.Gap.Round(time.Millisecond),
+			f.KMS.Mean, f.KMS.MinSec, f.KMS.Failed, f.KMS.Gap.Round(time.Millisecond),
+			f.LongestWriteGap.Round(time.Millisecond), wu, restart)
 	}
-	for i, s := range cryptoFailures {
-		if i == 10 {
-			t.Logf("... %d more crypto failures", len(cryptoFailures)-10)
-			break
+	logSome(t, "unexpected key database answer", kdbUnexpected, 10)
+	logSome(t, "unexpected KMS answer", kmsUnexpected, 10)
+	logSome(t, "HSM crypto failure", hsmFailures, 10)
+	logSome(t, "KMS crypto failure", kmsFailures, 10)
+	logSome(t, "durability", durability, 20)
+	logSome(t, "KMS durability", kmsDurability, 20)
+}
+
+// logSome logs up to n of lines, each prefixed with what.
+func logSome(t *testing.T, what string, lines []string, n int) {
+	for i, s := range lines {
+		if i == n {
+			t.Logf("... %d more: %s", len(lines)-n, what)
+			return
 		}
-		t.Logf("crypto failure: %s", s)
-	}
-	for i, s := range durability {
-		if i == 20 {
-			t.Logf("... %d more durability findings", len(durability)-20)
-			break
-		}
-		t.Logf("durability: %s", s)
+		t.Logf("%s: %s", what, s)
 	}
 }
 

@@ -48,6 +48,10 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{start: time.Now()} }
 
+// sibling returns a new, empty recorder on r's clock: another history of
+// the same run, whose times compare with r's.
+func (r *recorder) sibling() *recorder { return &recorder{start: r.start} }
+
 // now returns the time since the start of the run.
 func (r *recorder) now() int64 { return int64(time.Since(r.start)) }
 
@@ -392,20 +396,41 @@ func (w *kdbWorkload) delete(proc int, label string, h uint64) bool {
 }
 
 // cryptoWorkload runs Encrypt then Decrypt in a loop, on keys made before
-// the faults, and records when each operation succeeded.
+// the faults, and records when each operation succeeded or failed. It runs
+// twice: on the HSMs through a multi-HSM client, and through the KMS
+// endpoint; encrypt and decrypt are the layer's.
 type cryptoWorkload struct {
-	api  hsmv1.HsmServiceClient
 	rec  *recorder
-	keys []uint64
 	seed uint64
+	// stream separates the workers' random streams from other workloads'.
+	stream uint64
+	// keys is how many keys encrypt and decrypt know, by index.
+	keys    int
+	encrypt func(ctx context.Context, key int, pt []byte) ([]byte, error)
+	decrypt func(ctx context.Context, key int, ct []byte) ([]byte, error)
+	// timeout bounds each call.
+	timeout time.Duration
 
 	mu        sync.Mutex
 	successes []int64
 	failures  []string
-	// failedAt are the failures' times.
-	failedAt   []int64
+	// failedAt are the failures' spans: invocation and completion.
+	failedAt   []span
 	mismatches int
-	pairs      []sealed
+	pairs      []cryptoPair
+}
+
+// span is an interval of the run's time, in nanoseconds since its start.
+type span struct{ from, to int64 }
+
+// overlaps reports whether s and o share an instant.
+func (s span) overlaps(o span) bool { return s.from <= o.to && o.from <= s.to }
+
+// cryptoPair is a ciphertext the crypto workload was given, with its key
+// (an index) and plaintext.
+type cryptoPair struct {
+	key    int
+	pt, ct []byte
 }
 
 // cryptoPace is each crypto worker's pause between two Encrypt+Decrypt:
@@ -422,47 +447,64 @@ func (w *cryptoWorkload) start(stop <-chan struct{}, workers int) (wait func()) 
 }
 
 func (w *cryptoWorkload) worker(id int, stop <-chan struct{}) {
-	rng := mrand.New(mrand.NewPCG(w.seed, uint64(id)+1000))
+	rng := mrand.New(mrand.NewPCG(w.seed, uint64(id)+w.stream))
 	for {
 		select {
 		case <-stop:
 			return
 		case <-time.After(cryptoPace):
 		}
-		h := w.keys[rng.IntN(len(w.keys))]
+		k := rng.IntN(w.keys)
 		pt := make([]byte, 48)
 		rand.Read(pt)
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		enc, err := w.api.Encrypt(ctx, &hsmv1.EncryptRequest{Handle: h,
-			Mechanism: hsmv1.EncryptionMechanism_ENCRYPTION_MECHANISM_AES_GCM, Plaintext: pt})
+		callAt := w.rec.now()
+		ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
+		ct, err := w.encrypt(ctx, k, pt)
 		cancel()
-		if !w.result("encrypt", err) {
+		if !w.result("encrypt", callAt, err) {
 			continue
 		}
-		ctx, cancel = context.WithTimeout(context.Background(), opTimeout)
-		dec, err := w.api.Decrypt(ctx, &hsmv1.DecryptRequest{Handle: h,
-			Mechanism: hsmv1.EncryptionMechanism_ENCRYPTION_MECHANISM_AES_GCM, Ciphertext: enc.GetCiphertext()})
+		callAt = w.rec.now()
+		ctx, cancel = context.WithTimeout(context.Background(), w.timeout)
+		out, err := w.decrypt(ctx, k, ct)
 		cancel()
 		w.mu.Lock()
-		w.pairs = append(w.pairs, sealed{handle: h, pt: pt, ct: enc.GetCiphertext()})
-		if err == nil && !bytes.Equal(dec.GetPlaintext(), pt) {
+		w.pairs = append(w.pairs, cryptoPair{key: k, pt: pt, ct: ct})
+		if err == nil && !bytes.Equal(out, pt) {
 			w.mismatches++
 		}
 		w.mu.Unlock()
-		w.result("decrypt", err)
+		w.result("decrypt", callAt, err)
 	}
 }
 
-// result records a crypto operation's outcome; true on success.
-func (w *cryptoWorkload) result(op string, err error) bool {
+// result records a crypto operation invoked at callAt; true on success.
+func (w *cryptoWorkload) result(op string, callAt int64, err error) bool {
 	at := w.rec.now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
-		w.failures = append(w.failures, fmt.Sprintf("%s at %.3fs: %v", op, seconds(at), err))
-		w.failedAt = append(w.failedAt, at)
+		w.failures = append(w.failures, fmt.Sprintf("%s at %.3fs-%.3fs: %v", op, seconds(callAt), seconds(at), err))
+		w.failedAt = append(w.failedAt, span{callAt, at})
 		return false
 	}
 	w.successes = append(w.successes, at)
 	return true
+}
+
+// hsmCrypto returns the crypto workload on the HSMs: AES-GCM with keys
+// (handles) through api.
+func hsmCrypto(api hsmv1.HsmServiceClient, keys []uint64, rec *recorder, seed uint64) *cryptoWorkload {
+	return &cryptoWorkload{rec: rec, seed: seed, stream: 1000, keys: len(keys), timeout: opTimeout,
+		encrypt: func(ctx context.Context, k int, pt []byte) ([]byte, error) {
+			resp, err := api.Encrypt(ctx, &hsmv1.EncryptRequest{Handle: keys[k],
+				Mechanism: hsmv1.EncryptionMechanism_ENCRYPTION_MECHANISM_AES_GCM, Plaintext: pt})
+			return resp.GetCiphertext(), err
+		},
+		decrypt: func(ctx context.Context, k int, ct []byte) ([]byte, error) {
+			resp, err := api.Decrypt(ctx, &hsmv1.DecryptRequest{Handle: keys[k],
+				Mechanism: hsmv1.EncryptionMechanism_ENCRYPTION_MECHANISM_AES_GCM, Ciphertext: ct})
+			return resp.GetPlaintext(), err
+		},
+	}
 }
