@@ -55,6 +55,9 @@ type Client struct {
 	// observed is the highest Raft index this Client has seen: requests
 	// carry it so that any HSM serves them only after applying it.
 	observed atomic.Uint64
+	// keyIndexes scopes the index of calls on one key to that key's
+	// writes (see indexTracker).
+	keyIndexes *indexTracker
 
 	mu sync.Mutex
 	// password is the password re-logins use; a successful ChangePassword
@@ -104,7 +107,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	c := &Client{cfg: cfg, log: cfg.Logger.Named("hsm_client"), password: cfg.Password}
+	c := &Client{cfg: cfg, log: cfg.Logger.Named("hsm_client"), password: cfg.Password, keyIndexes: newIndexTracker()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	creds := credentials.NewTLS(clientTLS(cfg.TrustAnchor, cfg.CertificateID))
 	for _, ep := range cfg.Endpoints {
@@ -237,6 +240,7 @@ func (c *Client) login(ctx context.Context, h *hsm) error {
 	h.session, h.healthy, h.lastErr, h.authFailures = resp.GetSession(), true, "", 0
 	c.mu.Unlock()
 	c.observe(resp.GetAppliedIndex())
+	c.keyIndexes.login(resp.GetAppliedIndex())
 	if old != "" && old != resp.GetSession() {
 		c.logout(ctx, h, old)
 	}
@@ -378,7 +382,11 @@ func (c *Client) invokeOn(ctx context.Context, h *hsm, session, requestID, metho
 	md, _ := metadata.FromOutgoingContext(ctx)
 	md = md.Copy()
 	md.Set(metadataSession, session)
-	if index := c.observed.Load(); index > 0 {
+	index, keyScoped := c.keyIndexes.forCall(args)
+	if !keyScoped {
+		index = c.observed.Load()
+	}
+	if index > 0 {
 		md.Set(metadataIndex, strconv.FormatUint(index, 10))
 	}
 	if requestID != "" {
@@ -395,6 +403,9 @@ func (c *Client) invokeOn(ctx context.Context, h *hsm, session, requestID, metho
 	if v := header.Get(metadataIndex); len(v) == 1 {
 		if index, perr := strconv.ParseUint(v[0], 10, 64); perr == nil {
 			c.observe(index)
+			if kindOf(method) == kindWrite {
+				c.keyIndexes.wrote(index, args, reply, err == nil)
+			}
 		}
 	}
 	if stalled {

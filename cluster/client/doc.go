@@ -35,6 +35,15 @@
 // replica has applied that index. So a key created through the Client is
 // usable at once on every HSM, whichever serves the next call.
 //
+// Calls on one key (Encrypt, Decrypt, Sign, Verify, GenerateMac,
+// VerifyMac, WrapKey, GetAttributes) carry a narrower index: that of the
+// last write to their keys, to users, or before the Client logged in. They
+// depend on nothing else, and a wider index would stop them on the HSMs
+// that survive a leader's loss: the last write the Client saw (another
+// key's creation) may be committed without the survivors knowing it until
+// a new leader is elected, and crypto must not wait for an election
+// (DESIGN.md invariant 6).
+//
 // # Retries and exactly-once writes
 //
 // A failed call is tried again on another HSM, up to Config.MaxAttempts
