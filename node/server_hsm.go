@@ -88,14 +88,21 @@ func (n *Node) write(ctx context.Context, s *session, cmd *hsmfsmv1.Command) (*h
 	if err != nil {
 		return nil, err
 	}
+	// The index becomes the session's (and the client's, through the
+	// header) only once this replica has applied it. A write committed by a
+	// leader that died before this HSM learned so is not applied here until
+	// a new leader says it is committed; the caller gets an error (its
+	// outcome is unknown, so read-your-writes does not cover it), and the
+	// session goes on serving from what this replica has, rather than
+	// making every later call wait for an election.
+	if err := n.waitApplied(ctx, index); err != nil {
+		return nil, ErrAppliedNotVisible
+	}
 	if s != nil {
 		s.observe(index)
 	}
 	// Tell the client the write's index, for read-your-writes on other HSMs.
 	_ = grpc.SetHeader(ctx, metadata.Pairs(MetadataIndex, strconv.FormatUint(index, 10)))
-	if err := n.waitApplied(ctx, index); err != nil {
-		return nil, ErrAppliedNotVisible
-	}
 	return res, resultError(res)
 }
 

@@ -403,8 +403,8 @@ func (c *Client) invokeOn(ctx context.Context, h *hsm, session, requestID, metho
 	if v := header.Get(metadataIndex); len(v) == 1 {
 		if index, perr := strconv.ParseUint(v[0], 10, 64); perr == nil {
 			c.observe(index)
-			if kindOf(method) == kindWrite {
-				c.keyIndexes.wrote(index, args, reply, err == nil)
+			if err == nil && kindOf(method) == kindWrite {
+				c.keyIndexes.wrote(index, args, reply)
 			}
 		}
 	}

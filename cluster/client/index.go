@@ -34,8 +34,7 @@ type indexTracker struct {
 	// writes of forgotten keys.
 	floor uint64
 	// other is the highest index of the writes that are not to one key
-	// (user management, passwords, activation), or whose outcome is
-	// uncertain.
+	// (user management, passwords, activation).
 	other uint64
 }
 
@@ -50,14 +49,13 @@ func (t *indexTracker) login(index uint64) {
 	t.mu.Unlock()
 }
 
-// wrote records a write's index: under the keys it wrote when it
-// succeeded (from the request's handle or the reply's new keys), else as a
-// write to no key in particular.
-func (t *indexTracker) wrote(index uint64, args, reply any, ok bool) {
-	var handles []uint64
-	if ok {
-		handles = writtenKeys(args, reply)
-	}
+// wrote records a successful write's index: under the keys it wrote (from
+// the request's handle or the reply's new keys), else as a write to no key
+// in particular. A failed write is not recorded: its outcome is unknown to
+// the caller, so read-your-writes does not cover it (HSMs send its index
+// only once applied).
+func (t *indexTracker) wrote(index uint64, args, reply any) {
+	handles := writtenKeys(args, reply)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(handles) == 0 {
