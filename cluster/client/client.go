@@ -42,9 +42,8 @@ const (
 // is the typed API. It is safe for concurrent use. See the package
 // documentation for how calls are spread and retried.
 type Client struct {
-	cfg  Config
-	log  hclog.Logger
-	hsms []*hsm
+	cfg Config
+	log hclog.Logger
 
 	// ctx is canceled by Close; it bounds the background work, which wg
 	// counts.
@@ -59,7 +58,14 @@ type Client struct {
 	// writes (see indexTracker).
 	keyIndexes *indexTracker
 
+	// creds authenticate the HSMs (the cluster certificate under the
+	// trust anchor).
+	creds credentials.TransportCredentials
+
 	mu sync.Mutex
+	// hsms are the HSMs calls go to. SetEndpoints replaces the slice (a
+	// new one each time); New fills it before the Client is shared.
+	hsms []*hsm
 	// password is the password re-logins use; a successful ChangePassword
 	// of the Client's own user through the Client updates it.
 	password string
@@ -107,22 +113,17 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	c := &Client{cfg: cfg, log: cfg.Logger.Named("hsm_client"), password: cfg.Password, keyIndexes: newIndexTracker()}
+	c := &Client{cfg: cfg, log: cfg.Logger.Named("hsm_client"), password: cfg.Password, keyIndexes: newIndexTracker(),
+		creds: credentials.NewTLS(clientTLS(cfg.TrustAnchor, cfg.CertificateID))}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	creds := credentials.NewTLS(clientTLS(cfg.TrustAnchor, cfg.CertificateID))
 	for _, ep := range cfg.Endpoints {
-		conn, err := grpc.NewClient(ep.Addr,
-			grpc.WithTransportCredentials(creds),
-			grpc.WithConnectParams(grpc.ConnectParams{
-				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxReconnectDelay},
-				MinConnectTimeout: loginTimeout,
-			}))
+		h, err := c.dial(ep)
 		if err != nil {
 			c.closeConns()
 			c.cancel()
-			return nil, fmt.Errorf("client: endpoint %q: %w", ep.ID, err)
+			return nil, err
 		}
-		c.hsms = append(c.hsms, &hsm{ep: ep, conn: conn, api: hsmv1.NewHsmServiceClient(conn)})
+		c.hsms = append(c.hsms, h)
 	}
 
 	errs := make([]error, len(c.hsms))
@@ -154,6 +155,20 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	c.wg.Add(1)
 	go c.healthLoop()
 	return c, nil
+}
+
+// dial returns the Client's view of the HSM at ep, connecting lazily.
+func (c *Client) dial(ep Endpoint) (*hsm, error) {
+	conn, err := grpc.NewClient(ep.Addr,
+		grpc.WithTransportCredentials(c.creds),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxReconnectDelay},
+			MinConnectTimeout: loginTimeout,
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("client: endpoint %q: %w", ep.ID, err)
+	}
+	return &hsm{ep: ep, conn: conn, api: hsmv1.NewHsmServiceClient(conn)}, nil
 }
 
 // loginFailure builds New's error when every login failed: the first
@@ -291,7 +306,7 @@ func (c *Client) Invoke(ctx context.Context, method string, args, reply any, opt
 		}
 		requestID = id
 	}
-	tried := make(map[*hsm]bool, len(c.hsms))
+	tried := make(map[*hsm]bool, 4)
 	var lastErr error
 	for attempt := 0; attempt < c.cfg.MaxAttempts; {
 		h, session := c.acquire(tried)
@@ -484,8 +499,11 @@ func (c *Client) Close() error {
 
 // closeConns closes every connection.
 func (c *Client) closeConns() error {
+	c.mu.Lock()
+	hsms := c.hsms
+	c.mu.Unlock()
 	var errs []error
-	for _, h := range c.hsms {
+	for _, h := range hsms {
 		if err := h.conn.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("client: close %s: %w", h.ep.ID, err))
 		}
