@@ -144,6 +144,7 @@ func (s *Service) runConnect(ctx context.Context, id string, c *storeConn, mode 
 				return
 			}
 			s.log.Info("custom key store connected", "custom_key_store_id", id)
+			s.followHSMs(ctx, id, h)
 			return
 		}
 		s.log.Warn("custom key store connection failed", "custom_key_store_id", id, "connection_error_code", code, "error", err)
@@ -155,6 +156,46 @@ func (s *Service) runConnect(ctx context.Context, id string, c *storeConn, mode 
 		case <-ctx.Done():
 			return
 		case <-time.After(s.cfg.ReconnectInterval):
+		}
+	}
+}
+
+// endpointsInterval is how often a connected store's client learns the
+// cluster's HSMs from the control plane.
+const endpointsInterval = 2 * time.Second
+
+// followHSMs keeps a connected store's client in step with its cluster's
+// HSMs until ctx ends (the store disconnects): KMS, like AWS's, uses the
+// HSMs added after it connected and stops using the deleted ones.
+func (s *Service) followHSMs(ctx context.Context, id string, h *clientHSM) {
+	var clusterID string
+	if err := s.db.View(func(tx *store.Tx) error {
+		rec, err := tx.CustomKeyStore(id)
+		if err == nil {
+			clusterID = rec.ClusterID
+		}
+		return err
+	}); err != nil {
+		return
+	}
+	t := time.NewTicker(endpointsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c, err := s.mgr.Cluster(clusterID)
+		if err != nil {
+			continue
+		}
+		cfg, err := clientConfig(c, s.cfg.ClientConfig)
+		if err != nil {
+			continue
+		}
+		if err := h.c.SetEndpoints(cfg.Endpoints); err != nil {
+			s.log.Warn("cannot follow the cluster's HSMs", "custom_key_store_id", id, "error", err)
 		}
 	}
 }
