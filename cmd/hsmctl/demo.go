@@ -147,9 +147,6 @@ type demoReport struct {
 	Verify   demoVerify   `json:"verify"`
 	// Lost is set when an acknowledged key or ciphertext was lost.
 	Lost bool `json:"lost"`
-	// ReconnectedKeyStore is set when the demo reconnected the custom key
-	// store at the end, for KMS to use the HSM it added.
-	ReconnectedKeyStore bool `json:"reconnected_key_store,omitempty"`
 }
 
 // demoSample is one line of the live timeline.
@@ -472,7 +469,7 @@ func (f *failoverDemo) createKey(ctx context.Context) (*kms.CreateKeyOutput, err
 // run runs the load and the phases, then checks what was acknowledged. It
 // returns a report whenever the load ran, with the error that cut it short.
 // staysUp says the deployment outlives the demo: the demo then schedules
-// its keys for deletion and reconnects the key store to the HSM it added.
+// its keys for deletion.
 func (f *failoverDemo) run(ctx context.Context, cryptoRate, createRate float64, staysUp bool) (*demoReport, error) {
 	rep := &demoReport{Dir: f.d.dir, Endpoint: f.endpoint, ClusterID: f.clusterID, CustomKeyStoreID: f.storeID, KeyID: f.keyID,
 		PhaseSeconds: f.phaseLen.Seconds(), CryptoRate: cryptoRate, CreateRate: createRate, Retryer: demoRetryer}
@@ -516,28 +513,7 @@ func (f *failoverDemo) run(ctx context.Context, cryptoRate, createRate float64, 
 		return rep, err
 	}
 	f.verify(ctx, rep, staysUp)
-	if staysUp && len(f.added) > 0 {
-		// The endpoint's client for the store keeps the HSMs it connected
-		// to; reconnecting makes it open sessions on the new one too.
-		f.printf("Reconnecting custom key store %s, so that KMS uses %s as well...\n", f.storeID, strings.Join(f.added, ", "))
-		if err := f.reconnectStore(ctx); err != nil {
-			return rep, err
-		}
-		rep.ReconnectedKeyStore = true
-	}
 	return rep, ctx.Err()
-}
-
-// reconnectStore disconnects the custom key store and connects it again.
-func (f *failoverDemo) reconnectStore(ctx context.Context) error {
-	id := aws.String(f.storeID)
-	if _, err := f.kms.DisconnectCustomKeyStore(ctx, &kms.DisconnectCustomKeyStoreInput{CustomKeyStoreId: id}); err != nil {
-		return fmt.Errorf("disconnect custom key store %s: %w", f.storeID, err)
-	}
-	if _, err := f.kms.ConnectCustomKeyStore(ctx, &kms.ConnectCustomKeyStoreInput{CustomKeyStoreId: id}); err != nil {
-		return fmt.Errorf("connect custom key store %s: %w", f.storeID, err)
-	}
-	return waitConnected(ctx, f.kms, f.storeID)
 }
 
 // phaseMark is when a phase started, when its action was done and what
@@ -1263,9 +1239,6 @@ func printDemoSummary(w io.Writer, rep *demoReport) {
 	}
 	if v.KeysScheduledForDeletion > 0 {
 		fmt.Fprintf(w, "The demo's %d keys are scheduled for deletion (7 days; hsmctl clock advance 7d ends the wait).\n", v.KeysScheduledForDeletion)
-	}
-	if rep.ReconnectedKeyStore {
-		fmt.Fprintf(w, "Custom key store %s was reconnected, so that KMS uses the HSM the demo added.\n", rep.CustomKeyStoreID)
 	}
 }
 
