@@ -10,6 +10,15 @@
 //
 // Every write is one bbolt transaction, committed and fsynced before
 // Update returns, so that what the endpoint acknowledged survives a crash.
+// Batch lets concurrent writers (CreateKey) share a transaction and its
+// fsyncs (group commit), each still returning only once its write is on
+// disk.
+//
+// Reads of keys, aliases and custom key stores come from a cache of
+// decoded records (cache.go) that every write keeps exactly as current as
+// the file: a write drops the records it changes before it commits, and
+// a reader fills the cache only from a snapshot of the latest commit, so
+// a request always sees the key's current state without decoding JSON.
 // Callers check their invariants (an alias name is unique, a key store
 // has no keys) and write in the same transaction, so that two concurrent
 // requests cannot both pass a check.
