@@ -147,6 +147,16 @@
 // fails). A DEGRADED cluster counts as active: it is an activated cluster
 // one of whose HSMs did not answer, which the probe judges itself.
 //
+// CreateKey, which runs at load-test rates, asks a health view instead
+// of probing afresh (health.go): persistent verified connections to the
+// cluster's HSMs, probed every 250 ms while CreateKeys come, an HSM
+// counting while its latest answer (at most a second old; an older one is
+// refreshed first) was "active" and its connection is up. A killed HSM's
+// connection drops at once, so CreateKey is refused within milliseconds;
+// an HSM that comes back counts again within about half a second. The
+// cluster record CreateKey reads is at most 250 ms old. Create and
+// UpdateCustomKeyStore and connections keep the fresh probe.
+//
 // Crypto in a custom key store goes through the store's client, which
 // spreads calls over the HSMs and retries elsewhere, so losing an HSM
 // does not stop it; any failure the client cannot hide is

@@ -401,7 +401,10 @@ func (s *Service) createKey(ctx context.Context, r *awsjson.Request) (any, error
 		k.BackingKeys = []store.BackingKey{b}
 	}
 	var ki *keyInfo
-	err = s.db.Update(func(tx *store.Tx) error {
+	// Concurrent CreateKeys share a transaction, hence a commit (group
+	// commit): each returns once its key is on disk. The function may run
+	// twice (Batch), and is idempotent.
+	err = s.db.Batch(func(tx *store.Tx) error {
 		if k.CustomKeyStoreID != "" {
 			// The store may have been disconnected and deleted while the
 			// HSM worked: a key must never outlive its store.

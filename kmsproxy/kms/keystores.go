@@ -50,7 +50,11 @@ func clusterNotActive(c *cluster.Cluster) *awsjson.Error {
 // checkClusterHSMs enforces the rule of Create/UpdateCustomKeyStore and
 // CreateKey: at least two reachable, active HSMs in different AZs.
 func checkClusterHSMs(ctx context.Context, c *cluster.Cluster) error {
-	reach := reachableHSMs(ctx, c)
+	return checkTwoAZs(c, reachableHSMs(ctx, c))
+}
+
+// checkTwoAZs is the rule itself, on the HSMs of c that answer.
+func checkTwoAZs(c *cluster.Cluster, reach []*cluster.HSM) error {
 	if distinctAZs(reach) < 2 {
 		return newErr(excCHClusterInvalidConfig,
 			"The AWS CloudHSM cluster %s must contain at least two active HSMs in different Availability Zones; %d active HSMs answer, in %d Availability Zones.",
@@ -647,7 +651,7 @@ func (s *Service) customStoreForKey(ctx context.Context, id string) (*store.Cust
 	if h == nil {
 		return nil, nil, newErr(excInternal, msgCannotCommunicate)
 	}
-	c, err := s.mgr.Cluster(rec.ClusterID)
+	c, err := s.health.record(rec.ClusterID, s.mgr.Cluster)
 	switch {
 	case errors.Is(err, cluster.ErrNotFound):
 		return nil, nil, newErr(excCHClusterInvalidConfig, "The AWS CloudHSM cluster %s of custom key store %s does not exist.", rec.ClusterID, id)
@@ -656,7 +660,9 @@ func (s *Service) customStoreForKey(ctx context.Context, id string) (*store.Cust
 	case !clusterActive(c):
 		return nil, nil, newErr(excCHClusterInvalidConfig, "The AWS CloudHSM cluster %s of custom key store %s is %s, not ACTIVE.", c.ClusterID, id, c.State)
 	}
-	if err := checkClusterHSMs(ctx, c); err != nil {
+	// The rule is checked on the health view: a probe per HSM with a TLS
+	// handshake each (checkClusterHSMs) cost milliseconds per key.
+	if err := checkTwoAZs(c, s.health.answering(ctx, c)); err != nil {
 		return nil, nil, err
 	}
 	return rec, h, nil

@@ -168,8 +168,9 @@ func TestCustomKeyStoreLifecycle(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, "one HSM left", string(dec.Plaintext))
 		}
-		_, err := e.kms.CreateKey(ctx, &kmssdk.CreateKeyInput{Origin: types.OriginTypeAwsCloudhsm, CustomKeyStoreId: aws.String(storeID)})
-		requireAPIError(t, err, "CloudHsmClusterInvalidConfigurationException", "1 active HSMs answer")
+		// CreateKey judges HSM health from the endpoint's health view,
+		// which sees a stopped HSM within about a second.
+		requireCreateKeyRefused(t, e, storeID, 2*time.Second)
 		require.Equal(t, types.ConnectionStateTypeConnected, e.describeStore(storeID).ConnectionState)
 
 		// Both down: the store stays CONNECTED, crypto fails as AWS says.
@@ -192,7 +193,7 @@ func TestCustomKeyStoreLifecycle(t *testing.T) {
 			_, err := e.kms.Decrypt(ctx, &kmssdk.DecryptInput{CiphertextBlob: blob, EncryptionContext: map[string]string{"tenant": "a"}})
 			return err == nil
 		}, 30*time.Second, 50*time.Millisecond)
-		e.createCustomKey(storeID)
+		requireCreateKeyWorks(t, e, storeID, 5*time.Second)
 	})
 
 	t.Run("deletion", func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -109,6 +110,8 @@ type Service struct {
 	mux    *awsjson.Mux
 	// usage is the keys' last usage (GetKeyLastUsage), since the start.
 	usage *usageTracker
+	// health is the HSM health view of CreateKey's rule.
+	health *healthView
 
 	// ctx ends with Close; wg counts the background goroutines.
 	ctx    context.Context
@@ -185,6 +188,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s.cleanTemporaryKeys(ctx)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.health = newHealthView(s.ctx, &s.wg)
 	if err := s.resumeConnections(); err != nil {
 		s.cancel()
 		s.db.Close()
@@ -328,23 +332,35 @@ func (s *Service) sweeper() {
 // returns how many keys it deleted.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	now := s.clock.Now()
-	var deleted []*store.Key
-	err := s.db.Update(func(tx *store.Tx) error {
-		deleted = nil
+	due := func(k *store.Key) bool { return k.State == store.KeyPendingDeletion && !k.DeletionDate.After(now) }
+	// Look first, in a read-only transaction: a write transaction over
+	// every key would hold the writers up (and cost a commit) for nothing
+	// on most sweeps.
+	anyDue := false
+	err := s.db.View(func(tx *store.Tx) error {
 		keys, err := tx.Keys()
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if k.State == store.KeyPendingDeletion && !k.DeletionDate.After(now) {
-				if err := tx.DeleteKey(k.ID); err != nil {
-					return err
-				}
-				deleted = append(deleted, k)
-			}
-		}
-		return nil
+		anyDue = slices.ContainsFunc(keys, due)
+		return err
 	})
+	var deleted []*store.Key
+	if err == nil && anyDue {
+		err = s.db.Update(func(tx *store.Tx) error {
+			deleted = nil
+			keys, err := tx.Keys()
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if due(k) {
+					if err := tx.DeleteKey(k.ID); err != nil {
+						return err
+					}
+					deleted = append(deleted, k)
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return 0, fmt.Errorf("kms: sweep: %w", err)
 	}
