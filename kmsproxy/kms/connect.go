@@ -60,6 +60,12 @@ const (
 type storeConn struct {
 	cancel context.CancelFunc
 	hsm    *clientHSM
+	// resuming says the connection resumes one recorded CONNECTED (after a
+	// restart): requests wait for it (resumedStoreHSM).
+	resuming bool
+	// settled is closed when the connecting goroutine has connected or
+	// given up.
+	settled chan struct{}
 }
 
 // stop ends the connection: the connecting goroutine, then the client.
@@ -94,7 +100,7 @@ func (s *Service) startConnectLocked(id string, mode connectMode) {
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	c := &storeConn{cancel: cancel}
+	c := &storeConn{cancel: cancel, resuming: mode == connectResume, settled: make(chan struct{})}
 	s.conns[id] = c
 	s.wg.Add(1)
 	go s.runConnect(ctx, id, c, mode)
@@ -127,6 +133,8 @@ func (s *Service) resumeConnections() error {
 // runConnect connects store id as mode says.
 func (s *Service) runConnect(ctx context.Context, id string, c *storeConn, mode connectMode) {
 	defer s.wg.Done()
+	settle := sync.OnceFunc(func() { close(c.settled) })
+	defer settle()
 	for {
 		h, code, err := s.connectOnce(ctx, id, mode)
 		if ctx.Err() != nil {
@@ -144,6 +152,7 @@ func (s *Service) runConnect(ctx context.Context, id string, c *storeConn, mode 
 				return
 			}
 			s.log.Info("custom key store connected", "custom_key_store_id", id)
+			settle()
 			s.followHSMs(ctx, id, h)
 			return
 		}
@@ -198,6 +207,34 @@ func (s *Service) followHSMs(ctx context.Context, id string, h *clientHSM) {
 			s.log.Warn("cannot follow the cluster's HSMs", "custom_key_store_id", id, "error", err)
 		}
 	}
+}
+
+// resumeWait bounds how long a request waits for a store's resumed
+// connection.
+const resumeWait = 10 * time.Second
+
+// resumedStoreHSM returns a connected store's HSM, as storeHSM does; for a
+// store whose connection is being resumed after a restart (recorded
+// CONNECTED, its client logging in again), it first waits, at most
+// resumeWait or until ctx ends, for that connection, so that a restart of
+// the endpoint delays requests rather than fail them.
+func (s *Service) resumedStoreHSM(ctx context.Context, id string) *clientHSM {
+	s.mu.Lock()
+	c := s.conns[id]
+	s.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	if c.resuming {
+		t := time.NewTimer(resumeWait)
+		defer t.Stop()
+		select {
+		case <-c.settled:
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	return s.storeHSM(id)
 }
 
 // transient reports whether a connection failure may pass by itself.

@@ -135,7 +135,7 @@ func (s *Service) encryptWith(ctx context.Context, op string, k *store.Key, plai
 	if !found {
 		return nil, cur, internalErr()
 	}
-	h, aerr := s.hsmFor(k)
+	h, aerr := s.hsmFor(ctx, k)
 	if aerr != nil {
 		return nil, cur, aerr
 	}
@@ -193,7 +193,7 @@ func (s *Service) decryptWith(ctx context.Context, op string, k *store.Key, pb p
 	if !found {
 		return nil, b, newErr(excInvalidCiphertext, msgInvalidCiphertext)
 	}
-	h, aerr := s.hsmFor(k)
+	h, aerr := s.hsmFor(ctx, k)
 	if aerr != nil {
 		return nil, b, aerr
 	}
@@ -593,7 +593,7 @@ func (s *Service) dataKey(ctx context.Context, op string, in generateDataKeyInpu
 	if dryRun(in.DryRun) {
 		return nil, newErr(excDryRun, msgDryRun)
 	}
-	h, aerr := s.hsmFor(ki.k)
+	h, aerr := s.hsmFor(ctx, ki.k)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -648,7 +648,7 @@ func (s *Service) generateRandom(ctx context.Context, r *awsjson.Request) (any, 
 	custom := in.CustomKeyStoreID != nil
 	if custom {
 		var err error
-		if h, err = s.connectedStoreHSM(*in.CustomKeyStoreID); err != nil {
+		if h, err = s.connectedStoreHSM(ctx, *in.CustomKeyStoreID); err != nil {
 			return nil, err
 		}
 	}

@@ -43,3 +43,26 @@ func TestConnectedStoreFollowsTheClustersHSMs(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "served by the added HSM", string(dec.Plaintext))
 }
+
+// After a restart, a store recorded CONNECTED serves its keys at once:
+// requests wait for the connection the endpoint resumes instead of failing
+// with KMSInvalidStateException while kmsuser logs in again.
+func TestRequestsWaitForTheResumedConnection(t *testing.T) {
+	e := newEnv(t)
+	const pw = "kmsuser-pass-1"
+	cust := newCustomer(t, 2, pw)
+	custID := e.addCluster(cust, nil)
+	id, err := e.createStore("resume", custID, string(cust.CustomerCA.CertPEM()), pw)
+	require.NoError(t, err)
+	require.NoError(t, e.connect(id))
+	e.waitSettled(id, types.ConnectionStateTypeConnected, "")
+	key := e.createCustomKey(id)
+
+	for range 3 {
+		e.restart()
+		_, err := e.kms.Encrypt(ctx, &kmssdk.EncryptInput{KeyId: key.KeyId, Plaintext: []byte("right after a restart")})
+		require.NoError(t, err)
+		_, err = e.kms.GenerateRandom(ctx, &kmssdk.GenerateRandomInput{NumberOfBytes: aws.Int32(16), CustomKeyStoreId: aws.String(id)})
+		require.NoError(t, err)
+	}
+}

@@ -108,6 +108,14 @@ func dialHSM(ctx context.Context, c *cluster.Cluster, user, password string, bas
 	return &clientHSM{c: cl, api: hsmv1.NewHsmServiceClient(cl)}, nil
 }
 
+// retryRounds is how many rounds over a cluster's HSMs KMS's clients try a
+// call (cluster/client's default is three). With the client's 50 ms pause
+// between rounds, forty span a Raft election (1-2 s with hsmd's defaults),
+// so that a CreateKey caught by a leader's loss is retried, with its
+// request id, until the new leader applies it, instead of failing with the
+// key's fate unknown; the request's HSM timeout still bounds the whole.
+const retryRounds = 40
+
 // clientConfig builds a client configuration from a cluster record:
 // its HSMs' API addresses, its trust anchor and certificate id.
 func clientConfig(c *cluster.Cluster, base client.Config) (client.Config, error) {
@@ -128,6 +136,9 @@ func clientConfig(c *cluster.Cluster, base client.Config) (client.Config, error)
 	}
 	if len(cfg.Endpoints) == 0 {
 		return client.Config{}, fmt.Errorf("%w: cluster %s has no HSM", ErrHSMUnavailable, c.ClusterID)
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = retryRounds * len(cfg.Endpoints)
 	}
 	return cfg, nil
 }

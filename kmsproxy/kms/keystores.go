@@ -647,7 +647,7 @@ func (s *Service) customStoreForKey(ctx context.Context, id string) (*store.Cust
 	if rec.ConnectionState != store.Connected {
 		return nil, nil, storeInvalidState(rec, "KMS keys can be created only in a CONNECTED custom key store")
 	}
-	h := s.storeHSM(id)
+	h := s.resumedStoreHSM(ctx, id)
 	if h == nil {
 		return nil, nil, newErr(excInternal, msgCannotCommunicate)
 	}
@@ -670,7 +670,7 @@ func (s *Service) customStoreForKey(ctx context.Context, id string) (*store.Cust
 
 // connectedStoreHSM returns the HSM of a CONNECTED store, for
 // GenerateRandom.
-func (s *Service) connectedStoreHSM(id string) (HSM, error) {
+func (s *Service) connectedStoreHSM(ctx context.Context, id string) (HSM, error) {
 	rec, err := s.customKeyStore(id)
 	if err != nil {
 		return nil, err
@@ -678,7 +678,7 @@ func (s *Service) connectedStoreHSM(id string) (HSM, error) {
 	if rec.ConnectionState != store.Connected {
 		return nil, storeInvalidState(rec, "it must be CONNECTED")
 	}
-	if h := s.storeHSM(id); h != nil {
+	if h := s.resumedStoreHSM(ctx, id); h != nil {
 		return h, nil
 	}
 	return nil, newErr(excInvalidState, msgCannotCommunicate)

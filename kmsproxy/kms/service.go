@@ -378,7 +378,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 // deleteBackingKeys deletes a key's HSM keys (every material version,
 // both halves of a pair, an import's wrapping key pair), best effort.
 func (s *Service) deleteBackingKeys(ctx context.Context, k *store.Key) {
-	h, aerr := s.hsmFor(k)
+	h, aerr := s.hsmFor(ctx, k)
 	var handles []uint64
 	for _, b := range k.BackingKeys {
 		handles = append(handles, b.Handle, b.PublicHandle)
@@ -410,12 +410,13 @@ func (s *Service) deleteHSMKey(ctx context.Context, h HSM, keyID string, handle 
 }
 
 // hsmFor returns the HSM that holds a key's material: the fleet, or its
-// custom key store's cluster while connected.
-func (s *Service) hsmFor(k *store.Key) (HSM, *awsjson.Error) {
+// custom key store's cluster while connected (waiting, after a restart,
+// for the connection the store resumes).
+func (s *Service) hsmFor(ctx context.Context, k *store.Key) (HSM, *awsjson.Error) {
 	if k.Origin != store.OriginAWSCloudHSM {
 		return s.fleet, nil
 	}
-	if h := s.storeHSM(k.CustomKeyStoreID); h != nil {
+	if h := s.resumedStoreHSM(ctx, k.CustomKeyStoreID); h != nil {
 		return h, nil
 	}
 	return nil, newErr(excInvalidState, msgCannotCommunicate)
