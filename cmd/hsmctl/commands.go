@@ -65,20 +65,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	output := fs.String("output", "text", "output format: text or json")
 	opts := cmd.flags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "hsmctl %s: %s\n\nFlags:\n", cmd.name, cmd.summary)
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "hsmctl %s: %s\n\nFlags:\n", cmd.name, cmd.summary)
+		fs.SetOutput(w)
 		fs.PrintDefaults()
+		fs.SetOutput(stderr)
 	}
+	// The usage is printed below, once: to stdout when asked for, to
+	// stderr after a parse error (which flag prints itself).
+	fs.Usage = func() {}
 	// Flags may come after positional arguments ("clock advance 30d --dir D"):
 	// parse, set the next positional aside, and go on.
 	var positional []string
 	for {
 		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.SetOutput(stdout)
-				fs.Usage()
+				usage(stdout)
 				return 0
 			}
+			usage(stderr)
 			return 2
 		}
 		if fs.NArg() == 0 {

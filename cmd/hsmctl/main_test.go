@@ -22,6 +22,7 @@ func TestUsage(t *testing.T) {
 		{name: "command --help", args: []string{"user", "create", "--help"}, wantStatus: 0, wantOut: "-new-username"},
 		{name: "unknown command", args: []string{"frobnicate"}, wantStatus: 2, wantErr: `unknown command "frobnicate"`},
 		{name: "bad flag", args: []string{"status", "--nope"}, wantStatus: 2, wantErr: "flag provided but not defined"},
+		{name: "bad flag shows the usage", args: []string{"status", "--nope"}, wantStatus: 2, wantErr: "Flags:"},
 		{name: "bad output", args: []string{"status", "--output", "yaml"}, wantStatus: 2, wantErr: "--output must be text or json"},
 		{name: "up with too many AZs", args: []string{"up", "--azs", "9"}, wantStatus: 2, wantErr: "--azs must be 1 to 3"},
 		{name: "status without a deployment", args: []string{"status", "--dir", "/nonexistent/hsmsim"}, wantStatus: 1, wantErr: "no deployment in"},
@@ -47,6 +48,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		require.Equal(t, 0, run(context.Background(), args, &out, &errOut), c.name)
 		require.Contains(t, out.String(), c.summary)
 		require.Contains(t, out.String(), "-output", "every command takes --output json")
+		require.Empty(t, errOut.String(), "the help goes to stdout only, once")
 	}
 }
 
