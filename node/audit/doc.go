@@ -54,12 +54,24 @@
 // # Durability
 //
 // Record writes each line with one write call on a file opened with O_APPEND and, unless the
-// log was opened WithSync(false), calls fsync before returning: an event reported as recorded
-// survives a crash of the process or the machine. That costs one fsync per event (a fraction
-// of a millisecond to several milliseconds, depending on the disk), and Records are serialized,
-// so the audit log bounds the node's rate of audited operations. Tests and benchmarks may turn
-// the fsync off. A failed write or fsync leaves the file's state unknown (after a failed fsync
-// the kernel may have dropped the dirty pages), so it breaks the Log for good: every later
-// Record returns ErrBroken, and the node should stop serving audited requests. Open checks
-// the last line of an existing file and refuses a file whose tail is incomplete or corrupt.
+// log was opened WithSync(false), returns only once an fsync that began after that write has
+// succeeded: an event reported as recorded survives a crash of the process or the machine. The
+// node records an event before it answers the request, so every audited request's event is
+// durable before its answer leaves the HSM.
+//
+// The fsyncs are shared (group commit). Lines are appended, and chained, under the log's lock,
+// which is never held across an fsync; one Record at a time fsyncs, outside that lock, and
+// that fsync covers every line written before it began. The Records that wrote while it ran
+// wait for it to finish, then one of them fsyncs once for all of them, and the others find
+// their lines covered and return. With n concurrent writers a burst of events costs about two
+// fsyncs instead of n, and the order and content of the lines, and so the chain, are exactly
+// those of one writer at a time. With one writer at a time nothing changes: one fsync per
+// event (a fraction of a millisecond to several milliseconds, depending on the disk). Tests and
+// benchmarks may turn the fsync off.
+//
+// A failed write or fsync leaves the file's state unknown (after a failed fsync the kernel may
+// have dropped the dirty pages), so it breaks the Log for good: every later Record returns
+// ErrBroken, and so does every Record whose line no successful fsync covered yet; the node
+// should stop serving audited requests. Open checks the last line of an existing file and
+// refuses a file whose tail is incomplete or corrupt.
 package audit

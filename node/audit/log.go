@@ -14,21 +14,33 @@ import (
 type Option func(*options)
 
 type options struct {
-	sync bool
+	sync  bool
+	fsync func(*os.File) error // (*os.File).Sync; tests replace it
 }
 
-// WithSync sets whether Record fsyncs the file after each line (the default, true). Turn it
-// off only where losing the latest events in a crash is acceptable (tests, benchmarks); see
-// the package comment, "Durability".
+// WithSync sets whether Record waits for an fsync that covers its line (the default, true;
+// concurrent Records share fsyncs). Turn it off only where losing the latest events in a
+// crash is acceptable (tests, benchmarks); see the package comment, "Durability".
 func WithSync(sync bool) Option {
 	return func(o *options) { o.sync = sync }
 }
 
 // Log is an open audit log. It is safe for concurrent use; lines are written in the order the
 // Records take the log's lock.
+//
+// Lock order: syncMu before mu. mu guards the chain and the file's writes and is never held
+// across an fsync; syncMu is held by the one Record (or Close) that is fsyncing, so that the
+// Records that wrote meanwhile queue behind it and then share the next fsync (group commit).
 type Log struct {
 	clock func() time.Time
 	sync  bool
+	fsync func(*os.File) error
+
+	// syncMu serializes fsyncs and guards synced.
+	syncMu sync.Mutex
+	// synced is the seq of the last line known to be on stable storage: every line up to it
+	// was written before an fsync (or the Close) that succeeded.
+	synced uint64
 
 	mu     sync.Mutex
 	f      *os.File // nil after Close
@@ -43,7 +55,7 @@ type Log struct {
 // ErrCorruptTail. Open checks only the tail: use Verify for the whole chain. clock gives each
 // line's time; nil means time.Now.
 func Open(path string, clock func() time.Time, opts ...Option) (*Log, error) {
-	o := options{sync: true}
+	o := options{sync: true, fsync: (*os.File).Sync}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -54,7 +66,7 @@ func Open(path string, clock func() time.Time, opts ...Option) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
-	l := &Log{clock: clock, sync: o.sync, f: f, prev: zeroHash}
+	l := &Log{clock: clock, sync: o.sync, fsync: o.fsync, f: f, prev: zeroHash}
 	last, err := lastLine(f)
 	if err != nil {
 		_ = f.Close()
@@ -68,6 +80,9 @@ func Open(path string, clock func() time.Time, opts ...Option) (*Log, error) {
 		}
 		l.seq, l.prev = rec.Seq, hashOf(last)
 	}
+	// What Open found is taken as durable: the lines of a previous run were synced by its
+	// Records or its Close, or are unknown to any caller of this Log.
+	l.synced = l.seq
 	return l, nil
 }
 
@@ -105,8 +120,11 @@ func lastLine(f *os.File) ([]byte, error) {
 }
 
 // Record appends ev to the log as one line: it fills in seq, time, prev and hash, writes the
-// line with a single write call and, unless the log was opened WithSync(false), fsyncs the
-// file before returning. It refuses an invalid event with ErrInvalidEvent (see Event and the
+// line with a single write call and, unless the log was opened WithSync(false), returns only
+// once an fsync that began after the write has succeeded, so that the line survives a crash
+// (see the package comment, "Durability"). Concurrent Records share fsyncs: the lines are
+// written under the log's lock, the fsync runs outside it, and one fsync covers every line
+// written before it began. It refuses an invalid event with ErrInvalidEvent (see Event and the
 // package comment, "Secrets") without writing anything. A failed write or fsync breaks the Log
 // for good (ErrBroken). Record is safe for concurrent use.
 func (l *Log) Record(ev Event) error {
@@ -117,14 +135,22 @@ func (l *Log) Record(ev Event) error {
 	for k, v := range ev.Fields {
 		fields[k] = v
 	}
+	seq, err := l.write(ev, fields)
+	if err != nil || !l.sync {
+		return err
+	}
+	return l.waitDurable(seq)
+}
 
+// write appends ev's line under the log's lock and returns its seq. It does not fsync.
+func (l *Log) write(ev Event, fields map[string]string) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	if l.broken != nil {
-		return fmt.Errorf("%w: %v", ErrBroken, l.broken)
+		return 0, fmt.Errorf("%w: %v", ErrBroken, l.broken)
 	}
 	rec := line{
 		Seq:        l.seq + 1,
@@ -138,28 +164,58 @@ func (l *Log) Record(ev Event) error {
 	}
 	b, err := rec.seal()
 	if err != nil {
-		return fmt.Errorf("audit: encode %s: %w", ev.Name, err)
+		return 0, fmt.Errorf("audit: encode %s: %w", ev.Name, err)
 	}
 	buf := make([]byte, len(b)+1)
 	copy(buf, b)
 	buf[len(b)] = '\n'
 	if _, err := l.f.Write(buf); err != nil {
 		l.broken = err
-		return fmt.Errorf("audit: write: %w", err)
-	}
-	if l.sync {
-		if err := l.f.Sync(); err != nil {
-			l.broken = err
-			return fmt.Errorf("audit: fsync: %w", err)
-		}
+		return 0, fmt.Errorf("audit: write: %w", err)
 	}
 	l.seq, l.prev = rec.Seq, hashOf(b)
+	return rec.Seq, nil
+}
+
+// waitDurable returns once the line seq is on stable storage: at once if an fsync that began
+// after its write has already succeeded, else after an fsync of its own, which also covers
+// every line written before it began (the Records queued behind it on syncMu then find their
+// lines synced and return without an fsync). It returns an error wrapping ErrBroken when the
+// fsync failed before the line was known durable.
+func (l *Log) waitDurable(seq uint64) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if l.synced >= seq {
+		return nil
+	}
+	l.mu.Lock()
+	f, target, broken := l.f, l.seq, l.broken
+	l.mu.Unlock()
+	switch {
+	case broken != nil:
+		return fmt.Errorf("%w: %v", ErrBroken, broken)
+	case f == nil:
+		// Close fsyncs and sets synced under syncMu, so it cannot have closed the file
+		// without covering this line.
+		return ErrClosed
+	}
+	if err := l.fsync(f); err != nil {
+		l.mu.Lock()
+		if l.broken == nil {
+			l.broken = err
+		}
+		l.mu.Unlock()
+		return fmt.Errorf("audit: fsync: %w", err)
+	}
+	l.synced = target
 	return nil
 }
 
-// Close syncs and closes the file. Later Records return ErrClosed; a second Close returns
-// nil.
+// Close syncs and closes the file, after any fsync in progress. Later Records return
+// ErrClosed; a Record whose line Close synced returns nil. A second Close returns nil.
 func (l *Log) Close() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
@@ -167,7 +223,12 @@ func (l *Log) Close() error {
 	}
 	f := l.f
 	l.f = nil
-	err := f.Sync()
+	err := l.fsync(f)
+	if err == nil && l.broken == nil {
+		l.synced = l.seq
+	} else if err != nil && l.broken == nil {
+		l.broken = err
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
