@@ -32,23 +32,11 @@ func (n *Node) openObservability() error {
 	return nil
 }
 
-// serveMetrics serves /metrics on cfg.MetricsAddr (when set) and refreshes
-// the gauges every second until the node closes.
+// serveMetrics serves /metrics on cfg.MetricsAddr (when set). The gauges are
+// read from the node when the registry is gathered (a scrape, or a Gather of
+// Registry), not on a timer: an idle HSM spends nothing on them.
 func (n *Node) serveMetrics() error {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			n.refreshGauges()
-			select {
-			case <-n.ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	n.metrics.RefreshOnGather(n.refreshGauges)
 	if n.cfg.MetricsAddr == "" {
 		return nil
 	}
@@ -70,11 +58,20 @@ func (n *Node) serveMetrics() error {
 	return nil
 }
 
+// refreshGauges sets the gauges from Raft's and the replica's own counters. It
+// reads only what the gauges show: none of Status's peer and configuration
+// work, which goes through Raft's main loop.
 func (n *Node) refreshGauges() {
-	st := n.Status()
-	n.metrics.SetRaft(st.GetRaftState(), st.GetTerm(), st.GetCommitIndex(), st.GetAppliedIndex())
-	n.metrics.SetSessions(int(st.GetSessionCount()))
-	n.metrics.SetCounts(int(st.GetKeyCount()), int(st.GetUserCount()))
+	state, term, commit, applied := "None", uint64(0), uint64(0), n.fsm.AppliedIndex()
+	if r, err := n.raftNode(); err == nil {
+		state = r.State().String()
+		term, commit = r.CurrentTerm(), r.CommitIndex()
+		applied = n.replicaApplied(r)
+	}
+	n.metrics.SetRaft(state, term, commit, applied)
+	n.metrics.SetSessions(n.sessions.count())
+	counts := n.db.Counts()
+	n.metrics.SetCounts(counts.Keys, counts.Users)
 }
 
 // MetricsAddr is the address serving /metrics, or "" when none.

@@ -3,11 +3,14 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -34,6 +37,52 @@ type Metrics struct {
 	raftState   *prometheus.GaugeVec
 	keys        prometheus.Gauge
 	users       prometheus.Gauge
+
+	// methods caches, per full method name, the request series the interceptor updates, so
+	// that a call does not hash its label values and look its series up under the vectors'
+	// locks (WithLabelValues) twice. Keys are strings, values *methodSeries.
+	methods sync.Map
+	// raftStates holds hsm_raft_state's series, in RaftStates order.
+	raftStates []prometheus.Gauge
+	// gauges collects the gauges, after running the refresh hook.
+	gauges *gaugeSet
+}
+
+// gaugeSet is a Collector of the node's gauges that first runs a refresh hook, so that the
+// gauges are read from the node when they are gathered, and cost nothing in between.
+type gaugeSet struct {
+	refresh    atomic.Pointer[func()]
+	collectors []prometheus.Collector
+}
+
+// Describe implements prometheus.Collector.
+func (g *gaugeSet) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range g.collectors {
+		c.Describe(ch)
+	}
+}
+
+// Collect implements prometheus.Collector: it runs the refresh hook, then collects the
+// gauges.
+func (g *gaugeSet) Collect(ch chan<- prometheus.Metric) {
+	if f := g.refresh.Load(); f != nil {
+		(*f)()
+	}
+	for _, c := range g.collectors {
+		c.Collect(ch)
+	}
+}
+
+// numCodes is the number of gRPC status codes (OK to Unauthenticated) whose counters
+// methodSeries caches; a call ending with another code takes the uncached path.
+const numCodes = int(codes.Unauthenticated) + 1
+
+// methodSeries is one method's hsm_request_duration_seconds series and its
+// hsm_requests_total series by status code. A counter is created at the first call ending
+// with its code, as WithLabelValues would, so that no series appears before it counts.
+type methodSeries struct {
+	duration prometheus.Observer
+	requests [numCodes]atomic.Pointer[prometheus.Counter]
 }
 
 // New creates the node's metrics and registers them on reg, normally a registry of the node's
@@ -79,10 +128,13 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Users in the local replica of the key database.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.sessions, m.raftTerm, m.raftCommit,
-		m.raftApplied, m.raftState, m.keys, m.users)
+	m.gauges = &gaugeSet{collectors: []prometheus.Collector{m.sessions, m.raftTerm, m.raftCommit,
+		m.raftApplied, m.raftState, m.keys, m.users}}
+	reg.MustRegister(m.requests, m.duration, m.gauges)
 	for _, s := range RaftStates {
-		m.raftState.WithLabelValues(s).Set(0)
+		g := m.raftState.WithLabelValues(s)
+		g.Set(0)
+		m.raftStates = append(m.raftStates, g)
 	}
 	return m
 }
@@ -96,26 +148,67 @@ func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		m.duration.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
-		m.requests.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
+		elapsed := time.Since(start)
+		ms := m.series(info.FullMethod)
+		ms.duration.Observe(elapsed.Seconds())
+		m.count(ms, info.FullMethod, status.Code(err))
 		return resp, err
 	}
+}
+
+// series returns method's cached series, creating them at its first call.
+func (m *Metrics) series(method string) *methodSeries {
+	if v, ok := m.methods.Load(method); ok {
+		return v.(*methodSeries)
+	}
+	ms := &methodSeries{duration: m.duration.WithLabelValues(method)}
+	v, _ := m.methods.LoadOrStore(method, ms)
+	return v.(*methodSeries)
+}
+
+// count adds one to hsm_requests_total{method, code}.
+func (m *Metrics) count(ms *methodSeries, method string, code codes.Code) {
+	if int(code) >= numCodes {
+		m.requests.WithLabelValues(method, code.String()).Inc()
+		return
+	}
+	slot := &ms.requests[code]
+	c := slot.Load()
+	if c == nil {
+		// Racing first calls get the same series from the vector; either may store it.
+		nc := m.requests.WithLabelValues(method, code.String())
+		slot.CompareAndSwap(nil, &nc)
+		c = slot.Load()
+	}
+	(*c).Inc()
 }
 
 // SetRaft sets the Raft gauges: hsm_raft_state to 1 for state (a hashicorp/raft
 // RaftState.String() value) and 0 for the other RaftStates, and the term, commit index and
 // applied index. An unknown state sets every hsm_raft_state series to 0.
 func (m *Metrics) SetRaft(state string, term, commit, applied uint64) {
-	for _, s := range RaftStates {
+	for i, s := range RaftStates {
 		v := 0.0
 		if s == state {
 			v = 1
 		}
-		m.raftState.WithLabelValues(s).Set(v)
+		m.raftStates[i].Set(v)
 	}
 	m.raftTerm.Set(float64(term))
 	m.raftCommit.Set(float64(commit))
 	m.raftApplied.Set(float64(applied))
+}
+
+// RefreshOnGather makes every gathering of the registry (a scrape of Handler, a
+// Registry.Gather) call refresh first, before it reads the gauges; refresh sets them with
+// SetRaft, SetSessions and SetCounts. It replaces the hook set before; nil removes it. refresh
+// may run concurrently with itself when gatherings overlap.
+func (m *Metrics) RefreshOnGather(refresh func()) {
+	if refresh == nil {
+		m.gauges.refresh.Store(nil)
+		return
+	}
+	m.gauges.refresh.Store(&refresh)
 }
 
 // SetSessions sets hsm_sessions to n, the number of open sessions on this node.

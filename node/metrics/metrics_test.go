@@ -151,3 +151,17 @@ func TestSeparateRegistries(t *testing.T) {
 		"hsm_raft_applied_index": 1, "hsm_keys": 1, "hsm_users": 1,
 	}, series, "only the node's metrics; request series appear with the first call")
 }
+
+func TestRefreshOnGather(t *testing.T) {
+	m, reg := newMetrics(t)
+	calls := 0
+	m.RefreshOnGather(func() {
+		calls++
+		m.SetSessions(calls)
+	})
+	require.Equal(t, 1.0, gauge(t, reg, "hsm_sessions"), "Gather refreshes the gauges first")
+	require.Contains(t, scrape(t, reg), "hsm_sessions 2\n", "so does a scrape")
+	m.RefreshOnGather(nil)
+	require.Equal(t, 2.0, gauge(t, reg, "hsm_sessions"), "no hook, no refresh")
+	require.Equal(t, 2, calls)
+}
