@@ -2,6 +2,24 @@
 // this machine: one data directory, one log file and two loopback ports
 // each, in their own process group so that the launcher decides when they
 // stop.
+//
+// # GOMAXPROCS
+//
+// A Go program sizes its scheduler to the machine (GOMAXPROCS = the number of
+// cores). A local deployment runs several such programs on one machine
+// (`hsmctl up`: six hsmd, for the customer's cluster and the fleet's, and the
+// KMS endpoint), all busy at once under load; with more processes than cores,
+// each one's extra Ps only add idle spinning, futex wake-ups and thread
+// hand-offs between processes that compete for the same cores. Measured on a
+// 2-core machine with hsmctl bench (Encrypt, 64 B, concurrency 16, two such
+// deployments loaded in turn, one run): 485 µs of server CPU per operation
+// with GOMAXPROCS=1 against 620 µs with the default of 2 (-22%), at 5% more
+// throughput and a lower p99; an earlier measurement found -12%. So when the
+// machine has fewer cores than the processes the deployment runs, the
+// provisioner starts its children with GOMAXPROCS = max(1, cores/processes),
+// unless the user's environment sets GOMAXPROCS, which the children then
+// inherit unchanged. The count is Config.Processes, or what the provisioner
+// sees (see gomaxprocs); a single HSM on a 2-core machine keeps the default.
 package local
 
 import (
@@ -12,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,6 +54,12 @@ type Config struct {
 	ExtraArgs []string
 	// StartTimeout bounds how long Start waits for the API port.
 	StartTimeout time.Duration
+	// Processes is how many processes (HSMs and other programs, such as the
+	// KMS endpoint) the deployment runs at once, for the GOMAXPROCS rule (see
+	// the package comment). 0 or a smaller count than the provisioner sees is
+	// raised to the larger of the processes this Provisioner runs (with the
+	// one it starts) and the HSMs the deployment directory holds.
+	Processes int
 }
 
 // Provisioner runs hsmd processes.
@@ -169,6 +194,9 @@ func (p *Provisioner) run(ctx context.Context, rt cluster.Runtime) (cluster.Runt
 	}
 	cmd := exec.Command(binary, rt.Args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if n := p.gomaxprocs(); n > 0 {
+		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", n))
+	}
 	// Its own session: a terminal's Ctrl-C goes to the launcher, which
 	// stops the HSMs in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -207,6 +235,55 @@ func (p *Provisioner) run(ctx context.Context, rt cluster.Runtime) (cluster.Runt
 			return rt, fmt.Errorf("local: %s did not listen on %s in %v; see %s", filepath.Base(binary), rt.APIAddr, p.cfg.StartTimeout, rt.LogFile)
 		}
 	}
+}
+
+// Expect tells the Provisioner how many processes the deployment will run
+// at once (Config.Processes), before it starts the first: the GOMAXPROCS
+// rule then applies to every child, not only to those started once the
+// others exist.
+func (p *Provisioner) Expect(processes int) {
+	p.mu.Lock()
+	p.cfg.Processes = processes
+	p.mu.Unlock()
+}
+
+// gomaxprocs returns the GOMAXPROCS to give the next child, 0 to leave it to
+// the child's runtime: see the package comment.
+func (p *Provisioner) gomaxprocs() int {
+	if _, set := os.LookupEnv("GOMAXPROCS"); set {
+		return 0
+	}
+	p.mu.Lock()
+	running := len(p.children) + 1 // with the one starting
+	expected := p.cfg.Processes
+	p.mu.Unlock()
+	procs := max(expected, running, p.hsmCount())
+	return gomaxprocsFor(runtime.NumCPU(), procs)
+}
+
+// gomaxprocsFor is the GOMAXPROCS rule: 0 (the runtime's default) when the
+// machine's cores cover the processes, else an even share of the cores, at
+// least one.
+func gomaxprocsFor(cores, processes int) int {
+	if cores >= processes {
+		return 0
+	}
+	return max(1, cores/processes)
+}
+
+// hsmCount is the number of HSMs in the deployment directory, running or not.
+func (p *Provisioner) hsmCount() int {
+	entries, err := os.ReadDir(filepath.Join(p.cfg.Dir, "hsms"))
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		if e.IsDir() {
+			n++
+		}
+	}
+	return n
 }
 
 // Stop sends SIGTERM (and SIGCONT, in case it is paused), waits, then SIGKILL.

@@ -132,6 +132,17 @@ func runUp(ctx context.Context, e *env, o any, _ []string) error {
 	} else if running > 0 {
 		return fmt.Errorf("a deployment is already running in %s (%d HSMs); stop it with hsmctl down --dir %s", d.dir, running, *opts.dir)
 	}
+	// The processes about to run, for the children's GOMAXPROCS
+	// (cluster/local): the customer's HSMs, and the fleet's and the
+	// endpoint.
+	processes := 0
+	if !*opts.bare {
+		processes += *opts.azs * *opts.hsmsPerAZ
+	}
+	if !*opts.noKMS {
+		processes += len(cluster.DefaultAZs) + 1
+	}
+	d.prov.Expect(processes)
 	if *opts.auth != "sigv4" && *opts.auth != "any" {
 		return fmt.Errorf("%w: --auth must be sigv4 or any", errUsage)
 	}
