@@ -101,8 +101,15 @@ func (n *Node) write(ctx context.Context, s *session, cmd *hsmfsmv1.Command) (*h
 	if s != nil {
 		s.observe(index)
 	}
-	// Tell the client the write's index, for read-your-writes on other HSMs.
-	_ = grpc.SetHeader(ctx, metadata.Pairs(MetadataIndex, strconv.FormatUint(index, 10)))
+	// Tell the client the write's index, for read-your-writes on other HSMs,
+	// and the leader, to send its next writes there.
+	md := metadata.Pairs(MetadataIndex, strconv.FormatUint(index, 10))
+	if r, err := n.raftNode(); err == nil {
+		if _, leader := r.LeaderWithID(); leader != "" {
+			md.Set(MetadataLeader, string(leader))
+		}
+	}
+	_ = grpc.SetHeader(ctx, md)
 	return res, resultError(res)
 }
 

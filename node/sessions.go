@@ -27,6 +27,11 @@ const MetadataSession = "x-hsm-session"
 // across HSMs, for a client that spreads its calls).
 const MetadataIndex = "x-hsm-index"
 
+// MetadataLeader is the gRPC metadata key of the Raft leader's node id,
+// which a write's response header carries: a client that sends its writes
+// there saves the hop a follower makes to forward them.
+const MetadataLeader = "x-hsm-leader"
+
 // MetadataRequestID is the gRPC metadata key of a request id: 16 random
 // bytes in hexadecimal (32 characters), chosen by the client for one
 // logical write and sent unchanged with every attempt of it. A write that

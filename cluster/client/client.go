@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -70,7 +71,10 @@ type Client struct {
 	// of the Client's own user through the Client updates it.
 	password string
 	// next is the round-robin cursor that breaks ties between HSMs.
-	next   int
+	next int
+	// leader is the Raft leader's id as the last write's answer named it:
+	// writes go there first (a follower would forward them to it).
+	leader string
 	closed bool
 }
 
@@ -309,7 +313,7 @@ func (c *Client) Invoke(ctx context.Context, method string, args, reply any, opt
 	tried := make(map[*hsm]bool, 4)
 	var lastErr error
 	for attempt := 0; attempt < c.cfg.MaxAttempts; {
-		h, session := c.acquire(tried)
+		h, session := c.acquire(tried, kind == kindWrite)
 		if h == nil {
 			// A full round is over, or no HSM is usable: pause, then start
 			// a new round. A pause with nothing tried counts as an attempt,
@@ -365,13 +369,20 @@ func (c *Client) pause(ctx context.Context) error {
 }
 
 // acquire picks the usable HSM not in tried with the fewest outstanding
-// requests, ties broken round robin, counts the request as outstanding and
-// returns the HSM and its session; nil when no HSM qualifies.
-func (c *Client) acquire(tried map[*hsm]bool) (*hsm, string) {
+// requests, ties broken round robin (for a write, the Raft leader first,
+// when known and usable), counts the request as outstanding and returns
+// the HSM and its session; nil when no HSM qualifies.
+func (c *Client) acquire(tried map[*hsm]bool, write bool) (*hsm, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	best := -1
+	if write && c.leader != "" {
+		best = slices.IndexFunc(c.hsms, func(h *hsm) bool { return h.ep.ID == c.leader && h.usable() && !tried[h] })
+	}
 	for k := range c.hsms {
+		if best >= 0 && write {
+			break
+		}
 		i := (c.next + k) % len(c.hsms)
 		h := c.hsms[i]
 		if !h.usable() || tried[h] {
@@ -384,7 +395,11 @@ func (c *Client) acquire(tried map[*hsm]bool) (*hsm, string) {
 	if best < 0 {
 		return nil, ""
 	}
-	c.next = (best + 1) % len(c.hsms)
+	if !write {
+		// Writes (mostly to the leader) leave the round robin to the
+		// reads and crypto, which it spreads.
+		c.next = (best + 1) % len(c.hsms)
+	}
 	h := c.hsms[best]
 	h.outstanding++
 	return h, h.session
@@ -422,6 +437,11 @@ func (c *Client) invokeOn(ctx context.Context, h *hsm, session, requestID, metho
 				c.keyIndexes.wrote(index, args, reply)
 			}
 		}
+	}
+	if v := header.Get(metadataLeader); len(v) == 1 {
+		c.mu.Lock()
+		c.leader = v[0]
+		c.mu.Unlock()
 	}
 	if stalled {
 		err = status.Errorf(codes.DeadlineExceeded, "client: no answer from HSM %s within %v: %v", h.ep.ID, c.cfg.AttemptTimeout, err)

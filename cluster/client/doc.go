@@ -24,8 +24,10 @@
 //
 // Each call goes to the usable HSM (reachable, with a session) with the
 // fewest calls in flight from this Client, ties broken round robin. Crypto
-// thus spreads over the HSMs; writes too, and the HSM forwards them to the
-// Raft leader.
+// thus spreads over the HSMs. A write goes first to the Raft leader that the
+// last write's answer named (header "x-hsm-leader"), which saves the hop a
+// follower would make to forward it; any HSM accepts a write, so a stale
+// leader costs nothing but that hop.
 //
 // # Read-your-writes
 //

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -60,4 +61,26 @@ func TestSetEndpoints(t *testing.T) {
 
 	require.NoError(t, cl.SetEndpoints([]client.Endpoint{endpoint(c, 1), endpoint(c, 2)}), "the same list changes nothing")
 	require.Equal(t, []string{c.Nodes[1].ID(), c.Nodes[2].ID()}, ids())
+}
+
+// Writes go to the Raft leader, which every write's answer names, so that
+// no follower has to forward them.
+func TestWritesGoToTheLeader(t *testing.T) {
+	c := newCluster(t)
+	cl, api := mustClient(t, c)
+	createKey(t, api, "first") // names the leader, wherever it ran
+	served := func() map[string]uint64 {
+		out := map[string]uint64{}
+		for _, h := range cl.Health() {
+			out[h.ID] = h.Served
+		}
+		return out
+	}
+	before := served()
+	for i := range 10 {
+		createKey(t, api, fmt.Sprintf("key-%d", i))
+	}
+	after := served()
+	leader := c.Leader().ID()
+	require.Equal(t, before[leader]+10, after[leader], "every write went to the leader: %v -> %v", before, after)
 }

@@ -24,6 +24,9 @@ const (
 	// index the client has observed; on a write's response header, the
 	// index the write was applied at (node.MetadataIndex).
 	metadataIndex = "x-hsm-index"
+	// metadataLeader, on a write's response header, names the Raft
+	// leader (node.MetadataLeader).
+	metadataLeader = "x-hsm-leader"
 	// metadataRequestID carries a write's request id, 16 random bytes in
 	// hexadecimal, the same on every attempt of one call
 	// (node.MetadataRequestID): the HSMs apply a request id once.
