@@ -267,14 +267,7 @@ func TestConcurrentRecord(t *testing.T) {
 	}
 	require.NoError(t, l.Close())
 
-	n, err := verifyFile(t, path)
-	require.NoError(t, err)
-	require.Equal(t, goroutines*each, n)
-	seen := map[string]bool{}
-	for _, raw := range readLines(t, path) {
-		seen[decode(t, raw).Fields["handle"]] = true
-	}
-	require.Len(t, seen, goroutines*each, "every event written once")
+	requireEachEventOnce(t, path, goroutines*each)
 }
 
 func TestRecordRefusesInvalidEvents(t *testing.T) {
@@ -378,4 +371,18 @@ func TestOpenCorruptTail(t *testing.T) {
 			require.Equal(t, int(tt.wantSeq), n)
 		})
 	}
+}
+
+// requireEachEventOnce checks that the log at path verifies and holds n
+// events, each (by its "handle" field) once.
+func requireEachEventOnce(t *testing.T, path string, n int) {
+	t.Helper()
+	got, err := verifyFile(t, path)
+	require.NoError(t, err)
+	require.Equal(t, n, got)
+	seen := map[string]bool{}
+	for _, raw := range readLines(t, path) {
+		seen[decode(t, raw).Fields["handle"]] = true
+	}
+	require.Len(t, seen, n, "every event written once")
 }

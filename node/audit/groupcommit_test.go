@@ -45,14 +45,7 @@ func TestGroupCommitConcurrentDurable(t *testing.T) {
 	require.Less(t, syncs.Load(), records/2, "concurrent writers share fsyncs")
 	require.NoError(t, l.Close())
 
-	n, err := verifyFile(t, path)
-	require.NoError(t, err)
-	require.Equal(t, goroutines*each, n)
-	seen := map[string]bool{}
-	for _, raw := range readLines(t, path) {
-		seen[decode(t, raw).Fields["handle"]] = true
-	}
-	require.Len(t, seen, goroutines*each, "every event written once")
+	requireEachEventOnce(t, path, goroutines*each)
 }
 
 // TestGroupCommitOneFsyncCoversWaiters holds the first fsync while other writers append: they
