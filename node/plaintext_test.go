@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
@@ -13,59 +12,17 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/hsmsim/hsmsim/cryptocore"
+	"github.com/hsmsim/hsmsim/internal/secretscan"
 	"github.com/hsmsim/hsmsim/node/nodetest"
 	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
 )
-
-// secretPattern is one encoding of one secret to look for.
-type secretPattern struct {
-	name    string
-	pattern []byte
-}
-
-// secretPatterns returns the forms a secret could take in a file: its raw
-// bytes, lower- and upper-case hex, and base64 in both alphabets. A base64
-// encoding depends on where the secret starts in the encoded stream modulo 3,
-// so for each of the three alignments it looks for the encoding of the whole
-// 3-byte groups, which occurs in any base64 (padded or raw) text containing
-// the secret at that alignment.
-func secretPatterns(name string, secret []byte) []secretPattern {
-	out := []secretPattern{
-		{name + " raw", secret},
-		{name + " hex", []byte(hex.EncodeToString(secret))},
-		{name + " HEX", []byte(strings.ToUpper(hex.EncodeToString(secret)))},
-	}
-	for skip := range 3 {
-		whole := secret[skip:]
-		whole = whole[:len(whole)/3*3]
-		out = append(out,
-			secretPattern{fmt.Sprintf("%s base64 (offset %d)", name, skip), []byte(base64.RawStdEncoding.EncodeToString(whole))},
-			secretPattern{fmt.Sprintf("%s base64url (offset %d)", name, skip), []byte(base64.RawURLEncoding.EncodeToString(whole))})
-	}
-	return out
-}
-
-// findSecrets returns the names of the patterns data contains.
-func findSecrets(data []byte, patterns []secretPattern) []string {
-	var found []string
-	for _, p := range patterns {
-		if bytes.Contains(data, p.pattern) {
-			found = append(found, p.name)
-		}
-	}
-	return found
-}
 
 // Invariant 1: key material never reaches the disk (or the logs) in
 // plaintext. The test must know the plaintext, so it makes the keys itself
@@ -154,7 +111,7 @@ func TestNoPlaintextKeyMaterialOnDisk(t *testing.T) {
 		c.Stop(i)
 	}
 
-	var patterns []secretPattern
+	var patterns []secretscan.Pattern
 	for name, secret := range map[string][]byte{
 		"key-encryption key": kek,
 		"AES key":            aesKey,
@@ -166,32 +123,23 @@ func TestNoPlaintextKeyMaterialOnDisk(t *testing.T) {
 		"EC PKCS#8":          ecDER,
 		"EC D":               ecD,
 	} {
-		patterns = append(patterns, secretPatterns(name, secret)...)
+		patterns = append(patterns, secretscan.Patterns(name, secret)...)
 	}
 
 	// The scanner finds what it looks for, at every base64 alignment.
 	for skip := range 3 {
 		stream := base64.StdEncoding.EncodeToString(append(make([]byte, skip), aesKey...))
-		require.NotEmpty(t, findSecrets([]byte("x"+stream+"y"), patterns), "base64 at offset %d", skip)
+		require.NotEmpty(t, secretscan.Find([]byte("x"+stream+"y"), patterns), "base64 at offset %d", skip)
 	}
 
 	var scanned []string
 	for i := range c.Nodes {
-		dir := c.DataDir(i)
-		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(dir, path)
-			scanned = append(scanned, fmt.Sprintf("hsm-%d/%s", i, rel))
-			require.Empty(t, findSecrets(data, patterns), "plaintext key material in %s", path)
-			return nil
-		})
+		files, found, err := secretscan.Dir(c.DataDir(i), patterns)
 		require.NoError(t, err)
+		require.Empty(t, found, "plaintext key material")
+		for _, f := range files {
+			scanned = append(scanned, fmt.Sprintf("hsm-%d/%s", i, f))
+		}
 	}
 	t.Logf("scanned %d files: %v", len(scanned), scanned)
 	for i := range c.Nodes {
@@ -200,7 +148,7 @@ func TestNoPlaintextKeyMaterialOnDisk(t *testing.T) {
 		require.NoError(t, err)
 		require.NotEmpty(t, snaps, "hsm-%d has no snapshot to scan", i)
 	}
-	require.Empty(t, findSecrets(logs.all(), patterns), "plaintext key material in the logs")
+	require.Empty(t, secretscan.Find(logs.all(), patterns), "plaintext key material in the logs")
 }
 
 // randomBytes returns n random bytes.

@@ -1,59 +1,19 @@
 package kms_test
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	kmssdk "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hsmsim/hsmsim/internal/secretscan"
 )
-
-// secretPattern is one encoding of one secret to look for.
-type secretPattern struct {
-	name    string
-	pattern []byte
-}
-
-// secretPatterns returns the forms a secret could take in a file: raw,
-// hex (both cases), and base64 in both alphabets at each of the three
-// alignments (the encoding of the whole 3-byte groups, which any base64
-// text containing the secret at that alignment contains).
-func secretPatterns(name string, secret []byte) []secretPattern {
-	out := []secretPattern{
-		{name + " raw", secret},
-		{name + " hex", []byte(hex.EncodeToString(secret))},
-		{name + " HEX", []byte(strings.ToUpper(hex.EncodeToString(secret)))},
-	}
-	for skip := range 3 {
-		whole := secret[skip:]
-		whole = whole[:len(whole)/3*3]
-		out = append(out,
-			secretPattern{fmt.Sprintf("%s base64 (offset %d)", name, skip), []byte(base64.RawStdEncoding.EncodeToString(whole))},
-			secretPattern{fmt.Sprintf("%s base64url (offset %d)", name, skip), []byte(base64.RawURLEncoding.EncodeToString(whole))})
-	}
-	return out
-}
-
-func findSecrets(data []byte, patterns []secretPattern) []string {
-	var found []string
-	for _, p := range patterns {
-		if bytes.Contains(data, p.pattern) {
-			found = append(found, p.name)
-		}
-	}
-	return found
-}
 
 // TestNoPlaintextKeyMaterialOnDisk extends the HSM node's disk scan to the
 // endpoint: after an asymmetric key, an HMAC key, imported material (a
@@ -69,14 +29,14 @@ func TestNoPlaintextKeyMaterialOnDisk(t *testing.T) {
 	e.createKey(&kmssdk.CreateKeyInput{KeySpec: types.KeySpecRsa2048, KeyUsage: types.KeyUsageTypeSignVerify})
 	e.createKey(&kmssdk.CreateKeyInput{KeySpec: types.KeySpecHmac384, KeyUsage: types.KeyUsageTypeGenerateVerifyMac})
 
-	var patterns []secretPattern
+	var patterns []secretscan.Pattern
 	importInto := func(name string, in *kmssdk.CreateKeyInput, material []byte, alg types.AlgorithmSpec) {
 		in.Origin = types.OriginTypeExternal
 		md := e.createKey(in)
 		p := e.importParams(*md.KeyId, alg, types.WrappingKeySpecRsa3072)
 		_, err := e.importMaterial(*md.KeyId, p, w.wrap(p.PublicKey, material, alg), nil)
 		require.NoError(t, err)
-		patterns = append(patterns, secretPatterns(name, material)...)
+		patterns = append(patterns, secretscan.Patterns(name, material)...)
 	}
 	symMaterial := randomMaterial(t, 32)
 	importInto("imported AES key", &kmssdk.CreateKeyInput{}, symMaterial, types.AlgorithmSpecRsaesOaepSha256)
@@ -89,24 +49,24 @@ func TestNoPlaintextKeyMaterialOnDisk(t *testing.T) {
 	require.NoError(t, err)
 	ecD, err := ecKey.(*ecdsa.PrivateKey).Bytes()
 	require.NoError(t, err)
-	patterns = append(patterns, secretPatterns("imported EC scalar", ecD)...)
+	patterns = append(patterns, secretscan.Patterns("imported EC scalar", ecD)...)
 
 	sym := e.createKey(nil)
 	for _, spec := range []types.DataKeyPairSpec{types.DataKeyPairSpecRsa2048, types.DataKeyPairSpecEccNistP384} {
 		out, err := e.kms.GenerateDataKeyPair(ctx, &kmssdk.GenerateDataKeyPairInput{KeyId: sym.KeyId, KeyPairSpec: spec})
 		require.NoError(t, err)
-		patterns = append(patterns, secretPatterns(string(spec)+" data key pair", out.PrivateKeyPlaintext)...)
+		patterns = append(patterns, secretscan.Patterns(string(spec)+" data key pair", out.PrivateKeyPlaintext)...)
 		key, err := x509.ParsePKCS8PrivateKey(out.PrivateKeyPlaintext)
 		require.NoError(t, err)
 		switch k := key.(type) {
 		case *rsa.PrivateKey:
 			for i, prime := range k.Primes {
-				patterns = append(patterns, secretPatterns(fmt.Sprintf("data key pair prime %d", i), prime.Bytes())...)
+				patterns = append(patterns, secretscan.Patterns(fmt.Sprintf("data key pair prime %d", i), prime.Bytes())...)
 			}
 		case *ecdsa.PrivateKey:
 			d, err := k.Bytes()
 			require.NoError(t, err)
-			patterns = append(patterns, secretPatterns("data key pair scalar", d)...)
+			patterns = append(patterns, secretscan.Patterns("data key pair scalar", d)...)
 		}
 	}
 	// The imported material is in use.
@@ -115,7 +75,7 @@ func TestNoPlaintextKeyMaterialOnDisk(t *testing.T) {
 	// The scanner finds what it looks for.
 	for skip := range 3 {
 		stream := base64.StdEncoding.EncodeToString(append(make([]byte, skip), symMaterial...))
-		require.NotEmpty(t, findSecrets([]byte("x"+stream+"y"), patterns), "base64 at offset %d", skip)
+		require.NotEmpty(t, secretscan.Find([]byte("x"+stream+"y"), patterns), "base64 at offset %d", skip)
 	}
 
 	require.NoError(t, e.svc.Close())
@@ -125,20 +85,12 @@ func TestNoPlaintextKeyMaterialOnDisk(t *testing.T) {
 	}
 	var scanned []string
 	scan := func(label, dir string) {
-		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(dir, path)
-			scanned = append(scanned, label+"/"+rel)
-			require.Empty(t, findSecrets(data, patterns), "plaintext key material in %s", path)
-			return nil
-		})
+		files, found, err := secretscan.Dir(dir, patterns)
 		require.NoError(t, err)
+		require.Empty(t, found, "plaintext key material")
+		for _, f := range files {
+			scanned = append(scanned, label+"/"+f)
+		}
 	}
 	scan("endpoint", e.dir)
 	for i := range e.fleet.Nodes {
@@ -147,5 +99,5 @@ func TestNoPlaintextKeyMaterialOnDisk(t *testing.T) {
 	t.Logf("scanned %d files: %v", len(scanned), scanned)
 	require.Contains(t, scanned, "endpoint/kms.db")
 	require.Contains(t, scanned, "hsm-0/raft/raft.db")
-	require.Empty(t, findSecrets(e.logged(), patterns), "plaintext key material in the endpoint's logs")
+	require.Empty(t, secretscan.Find(e.logged(), patterns), "plaintext key material in the endpoint's logs")
 }
