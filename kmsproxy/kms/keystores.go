@@ -399,10 +399,7 @@ func (s *Service) connectCustomKeyStore(_ context.Context, r *awsjson.Request) (
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err = s.db.Update(func(tx *store.Tx) error {
-		cur, err := tx.CustomKeyStore(id)
-		if errors.Is(err, store.ErrNotFound) {
-			return storeNotFound(id)
-		}
+		cur, err := customKeyStoreIn(tx, id)
 		if err != nil {
 			return err
 		}
@@ -435,9 +432,16 @@ func (s *Service) connectCustomKeyStore(_ context.Context, r *awsjson.Request) (
 func (s *Service) customKeyStore(id string) (*store.CustomKeyStore, error) {
 	var rec *store.CustomKeyStore
 	err := s.db.View(func(tx *store.Tx) (err error) {
-		rec, err = tx.CustomKeyStore(id)
+		rec, err = customKeyStoreIn(tx, id)
 		return err
 	})
+	return rec, err
+}
+
+// customKeyStoreIn reads store id in tx: CustomKeyStoreNotFoundException
+// when there is none.
+func customKeyStoreIn(tx *store.Tx, id string) (*store.CustomKeyStore, error) {
+	rec, err := tx.CustomKeyStore(id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, storeNotFound(id)
 	}
@@ -454,10 +458,7 @@ func (s *Service) disconnectCustomKeyStore(_ context.Context, r *awsjson.Request
 	}
 	s.mu.Lock()
 	err = s.db.Update(func(tx *store.Tx) error {
-		rec, err := tx.CustomKeyStore(id)
-		if errors.Is(err, store.ErrNotFound) {
-			return storeNotFound(id)
-		}
+		rec, err := customKeyStoreIn(tx, id)
 		if err != nil {
 			return err
 		}
@@ -556,10 +557,7 @@ func (s *Service) updateCustomKeyStore(ctx context.Context, r *awsjson.Request) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err = s.db.Update(func(tx *store.Tx) error {
-		cur, err := tx.CustomKeyStore(id)
-		if errors.Is(err, store.ErrNotFound) {
-			return storeNotFound(id)
-		}
+		cur, err := customKeyStoreIn(tx, id)
 		if err != nil {
 			return err
 		}
@@ -603,10 +601,7 @@ func (s *Service) deleteCustomKeyStore(_ context.Context, r *awsjson.Request) (a
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err = s.db.Update(func(tx *store.Tx) error {
-		rec, err := tx.CustomKeyStore(id)
-		if errors.Is(err, store.ErrNotFound) {
-			return storeNotFound(id)
-		}
+		rec, err := customKeyStoreIn(tx, id)
 		if err != nil {
 			return err
 		}
