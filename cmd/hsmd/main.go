@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hsmsim/hsmsim/internal/graceful"
 	"github.com/hsmsim/hsmsim/node"
 )
 
@@ -64,23 +65,7 @@ func serve(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 	}
 	log.Info("hsmd running", "api", n.APIAddr(), "raft", n.RaftAddr())
 
-	sig := <-stop
-	log.Info("shutting down", "signal", fmt.Sprint(sig), "timeout", shutdownTimeout.String())
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	closed := make(chan struct{})
-	go func() {
-		// A second signal skips the rest of the graceful stop.
-		select {
-		case sig := <-stop:
-			log.Warn("second signal, stopping now", "signal", fmt.Sprint(sig))
-			cancel()
-		case <-closed:
-		}
-	}()
-	err = n.Close(ctx)
-	close(closed)
-	if err != nil {
+	if err := graceful.Stop(log, stop, shutdownTimeout, n.Close); err != nil {
 		log.Error("shutdown failed", "error", err)
 		return exitFailure
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hsmsim/hsmsim/internal/graceful"
 	"github.com/hsmsim/hsmsim/kmsproxy"
 	"github.com/hsmsim/hsmsim/kmsproxy/clock"
 )
@@ -82,23 +83,7 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 		log.Info("serving profiles", "addr", cfg.PprofAddr)
 	}
 
-	sig := <-stop
-	log.Info("shutting down", "signal", fmt.Sprint(sig), "timeout", shutdownTimeout.String())
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	closed := make(chan struct{})
-	go func() {
-		// A second signal skips the rest of the graceful stop.
-		select {
-		case sig := <-stop:
-			log.Warn("second signal, stopping now", "signal", fmt.Sprint(sig))
-			cancel()
-		case <-closed:
-		}
-	}()
-	err = srv.Close(ctx)
-	close(closed)
-	if err != nil {
+	if err := graceful.Stop(log, stop, shutdownTimeout, srv.Close); err != nil {
 		log.Error("shutdown failed", "error", err)
 		return exitFailure
 	}
