@@ -25,6 +25,10 @@ import (
 
 // Timeouts of the Client's own calls.
 const (
+	// flowWindow is the fixed HTTP/2 flow-control window, per stream and
+	// per connection, of the connections to HSMs (1 MiB, four times the
+	// largest message an HSM accepts).
+	flowWindow = 1 << 20
 	// loginTimeout bounds one background re-login.
 	loginTimeout = 5 * time.Second
 	// logoutTimeout bounds the logouts of Close.
@@ -168,7 +172,12 @@ func (c *Client) dial(ep Endpoint) (*hsm, error) {
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxReconnectDelay},
 			MinConnectTimeout: loginTimeout,
-		}))
+		}),
+		// Fixed flow-control windows turn off gRPC's bandwidth-delay
+		// probing: a PING and its ack per burst of small messages, extra
+		// writes and wake-ups on every crypto call.
+		grpc.WithInitialWindowSize(flowWindow),
+		grpc.WithInitialConnWindowSize(flowWindow))
 	if err != nil {
 		return nil, fmt.Errorf("client: endpoint %q: %w", ep.ID, err)
 	}
