@@ -297,6 +297,16 @@ func (c *Client) observe(index uint64) {
 // index of its latest write, or of the replica it last logged in to.
 func (c *Client) ObservedIndex() uint64 { return c.observed.Load() }
 
+// ObserveIndex makes every later call of this Client, key-scoped ones
+// included, wait for index on the HSM that serves it, as if the Client had
+// made the write at index itself: what a caller uses to read, through this
+// Client, what it wrote through another (index being that one's
+// ObservedIndex).
+func (c *Client) ObserveIndex(index uint64) {
+	c.observe(index)
+	c.keyIndexes.login(index)
+}
+
 // Invoke performs a unary call on one HSM, chosen and retried as the package
 // documentation says. Login and Logout are refused with FailedPrecondition:
 // the Client manages its sessions itself.

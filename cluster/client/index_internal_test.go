@@ -38,6 +38,21 @@ func TestIndexTracker(t *testing.T) {
 		})
 	}
 
+	t.Run("another client's write counts for every key", func(t *testing.T) {
+		c := &Client{keyIndexes: newIndexTracker()}
+		c.keyIndexes.wrote(20, &hsmv1.DeleteKeyRequest{Handle: 1}, &hsmv1.DeleteKeyResponse{})
+		c.ObserveIndex(50)
+		require.Equal(t, uint64(50), c.ObservedIndex())
+		for _, args := range []any{enc(1), enc(99), &hsmv1.WrapKeyRequest{WrappingHandle: 1, KeyHandle: 2}} {
+			got, ok := c.keyIndexes.forCall(args)
+			require.True(t, ok)
+			require.Equal(t, uint64(50), got, "%T", args)
+		}
+		c.ObserveIndex(30)
+		got, _ := c.keyIndexes.forCall(enc(1))
+		require.Equal(t, uint64(50), got, "an index never goes down")
+	})
+
 	t.Run("forgetting keys raises the floor", func(t *testing.T) {
 		tr := newIndexTracker()
 		for h := uint64(1); h <= maxTrackedKeys; h++ {

@@ -38,8 +38,8 @@
 // fails is KMSInvalidSignatureException or KMSInvalidMacException. RSA
 // key pairs take seconds to generate, so they are generated through a
 // second session of the fleet's user (keygen), whose attempts may last
-// KeyGenTimeout; a write through the main session afterwards makes its
-// reads see the pair.
+// KeyGenTimeout; the main session is then told the Raft index the keygen
+// session observed, so that its calls see the pair on any HSM.
 //
 // # Data key pairs
 //

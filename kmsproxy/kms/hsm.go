@@ -226,17 +226,6 @@ func (h *clientHSM) generateKeyPair(ctx context.Context, req *hsmv1.GenerateKeyP
 	return nil, nil, hsmError("generate key pair", err)
 }
 
-// relabel sets a key's label: a write, after which this client's reads
-// see every write of the cluster up to it (read-your-writes follows the
-// highest index a client observed).
-func (h *clientHSM) relabel(ctx context.Context, handle uint64, label string) error {
-	_, err := h.api.SetAttribute(ctx, &hsmv1.SetAttributeRequest{Handle: handle, Attribute: &hsmv1.SetAttributeRequest_Label{Label: label}})
-	if err != nil {
-		return hsmError("set label", err)
-	}
-	return nil
-}
-
 // unwrapKey imports a wrapped key as a new HSM key.
 func (h *clientHSM) unwrapKey(ctx context.Context, req *hsmv1.UnwrapKeyRequest) (*hsmv1.KeyAttributes, error) {
 	resp, err := h.api.UnwrapKey(ctx, req)

@@ -523,30 +523,17 @@ func (s *Service) generateKeyPair(ctx context.Context, req *hsmv1.GenerateKeyPai
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.syncFleet(ctx); err != nil {
-		s.deleteHSMKey(context.WithoutCancel(ctx), s.keygen, req.GetLabel(), priv.GetHandle())
-		s.deleteHSMKey(context.WithoutCancel(ctx), s.keygen, req.GetLabel(), pub.GetHandle())
-		return nil, nil, err
-	}
+	s.syncFleet()
 	return priv, pub, nil
 }
 
-// syncFleet makes the fleet session's reads see every write made before
-// (through the keygen session too): a client reads its own writes, by the
-// highest Raft index it observed, so one write through the fleet session
-// (the internal key's label, set again) raises that index above them.
-func (s *Service) syncFleet(ctx context.Context) error {
-	hctx, cancel := s.hsmCtx(ctx)
-	defer cancel()
-	h, err := s.internalKey(hctx)
-	if err != nil {
-		return err
-	}
-	if err := s.fleet.relabel(hctx, h, internalKeyLabel); err != nil {
-		s.forgetInternalKey(err)
-		return err
-	}
-	return nil
+// syncFleet makes the fleet session's calls see every write made through
+// the keygen session: each client reads its own writes by the Raft indexes
+// it observed, and the keygen session's go to the fleet's. (A write through
+// the fleet session would not do: the fleet's calls on one key wait only
+// for writes to that key, or to no key.)
+func (s *Service) syncFleet() {
+	s.fleet.c.ObserveIndex(s.keygen.c.ObservedIndex())
 }
 
 type keyIDInput struct {
