@@ -707,7 +707,11 @@ func (s *hsmServer) GenerateRandom(ctx context.Context, req *hsmv1.GenerateRando
 	return &hsmv1.GenerateRandomResponse{Random: b}, nil
 }
 
-// grpcMethod returns the full gRPC method name of the call in ctx.
+// grpcMethod returns the full gRPC method name of the call in ctx: for a
+// call of a Batch, the method the call would have alone.
 func grpcMethod(ctx context.Context) (string, bool) {
+	if m, ok := ctx.Value(batchMethodKey{}).(string); ok {
+		return m, true
+	}
 	return grpc.Method(ctx)
 }

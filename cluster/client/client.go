@@ -100,6 +100,11 @@ type hsm struct {
 	served      uint64
 	// probing is true while a re-login runs.
 	probing bool
+	// batched counts the calls that went to it in a Batch with others.
+	batched uint64
+	// batch queues crypto calls for the HSM's next batch; it has its own
+	// lock.
+	batch batcher
 	// authFailures counts consecutive PermissionDenied logins; nextProbe is
 	// when the next re-login may run.
 	authFailures int
@@ -329,6 +334,7 @@ func (c *Client) Invoke(ctx context.Context, method string, args, reply any, opt
 		}
 		requestID = id
 	}
+	call := c.batchCallFor(ctx, method, args, opts)
 	tried := make(map[*hsm]bool, 4)
 	var lastErr error
 	for attempt := 0; attempt < c.cfg.MaxAttempts; {
@@ -354,7 +360,12 @@ func (c *Client) Invoke(ctx context.Context, method string, args, reply any, opt
 		}
 		attempt++
 		tried[h] = true
-		err := c.invokeOn(ctx, h, session, requestID, method, args, reply, opts)
+		var err error
+		if call != nil && !h.batch.isUnsupported() {
+			err = c.invokeBatched(ctx, h, method, args, reply, call)
+		} else {
+			err = c.invokeOn(ctx, h, session, requestID, method, args, reply, opts)
+		}
 		if err == nil {
 			c.afterSuccess(method, args)
 			return nil

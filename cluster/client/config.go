@@ -69,6 +69,15 @@ type Config struct {
 	// lives makes the HSM unhealthy and the call is retried on another
 	// (default DefaultAttemptTimeout).
 	AttemptTimeout time.Duration
+	// BatchesInFlight is how many batches of crypto calls (Encrypt,
+	// Decrypt, Sign, Verify, GenerateMac, VerifyMac, GenerateRandom) the
+	// Client keeps in flight to one HSM (default DefaultBatchesInFlight).
+	// A call that comes while they are all out waits for the next batch,
+	// which leaves as soon as one comes back: calls share round trips only
+	// when they would otherwise queue.
+	BatchesInFlight int
+	// Unbatched sends every call alone, as its own RPC.
+	Unbatched bool
 	// Logger receives the Client's logs (default: none).
 	Logger hclog.Logger
 }
@@ -112,6 +121,8 @@ func (c *Config) Validate() error {
 		return errors.New("client: HealthInterval must not be negative")
 	case c.AttemptTimeout < 0:
 		return errors.New("client: AttemptTimeout must not be negative")
+	case c.BatchesInFlight < 0:
+		return errors.New("client: BatchesInFlight must not be negative")
 	}
 	return nil
 }
@@ -129,6 +140,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AttemptTimeout == 0 {
 		c.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if c.BatchesInFlight == 0 {
+		c.BatchesInFlight = DefaultBatchesInFlight
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

@@ -46,6 +46,22 @@
 // a new leader is elected, and crypto must not wait for an election
 // (DESIGN.md invariant 6).
 //
+// # Batching
+//
+// Crypto calls (Encrypt, Decrypt, Sign, Verify, GenerateMac, VerifyMac,
+// GenerateRandom) to one HSM share round trips when they come faster than
+// the HSM answers. The Client keeps up to Config.BatchesInFlight Batch RPCs
+// in flight per HSM; a call that comes while they are all out waits in the
+// HSM's queue, and the queue leaves as one Batch (at most 256 calls, 1 MiB)
+// as soon as one comes back. A call that finds a free slot leaves at once,
+// alone as its own RPC when nothing else waits: a lone caller waits for no
+// one and makes exactly the RPC it would without batching. The HSM serves
+// each call of a Batch as the call alone (the session's checks, the call's
+// own index, its own status), so a call's answer, errors and retries are
+// the same either way. Under load this saves most of the per-RPC work on
+// both sides: HTTP/2 streams and headers, wake-ups, system calls.
+// Config.Unbatched sends every call alone.
+//
 // # Retries and exactly-once writes
 //
 // A failed call is tried again on another HSM, up to Config.MaxAttempts
@@ -66,7 +82,7 @@
 // again, and takes effect once.
 //
 // Reads and crypto (ListUsers, FindKeys, GetAttributes, Encrypt, Decrypt,
-// Sign, Verify, GenerateMac, VerifyMac, WrapKey, GenerateRandom,
+// Sign, Verify, GenerateMac, VerifyMac, WrapKey, GenerateRandom, Batch,
 // ListQuorumTokens) are idempotent. Writes and reads are thus retried
 // alike, on:
 //

@@ -19,6 +19,8 @@ type HSMHealth struct {
 	Outstanding int
 	// Served counts the calls it completed successfully.
 	Served uint64
+	// Batched counts the calls that went to it in a Batch with others.
+	Batched uint64
 }
 
 // Health returns the state of every HSM, in the order of Config.Endpoints.
@@ -29,7 +31,7 @@ func (c *Client) Health() []HSMHealth {
 	for i, h := range c.hsms {
 		out[i] = HSMHealth{
 			ID: h.ep.ID, AZ: h.ep.AZ, Addr: h.ep.Addr,
-			Healthy: h.usable(), LastError: h.lastErr, Outstanding: h.outstanding, Served: h.served,
+			Healthy: h.usable(), LastError: h.lastErr, Outstanding: h.outstanding, Served: h.served, Batched: h.batched,
 		}
 	}
 	return out

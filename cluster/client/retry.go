@@ -101,6 +101,7 @@ var methodKinds = map[string]methodKind{
 	hsmv1.HsmService_VerifyMac_FullMethodName:        kindRead,
 	hsmv1.HsmService_WrapKey_FullMethodName:          kindRead,
 	hsmv1.HsmService_GenerateRandom_FullMethodName:   kindRead,
+	hsmv1.HsmService_Batch_FullMethodName:            kindRead,
 	hsmv1.HsmService_ListQuorumTokens_FullMethodName: kindRead,
 
 	hsmv1.HsmService_ActivateCluster_FullMethodName:      kindWrite,

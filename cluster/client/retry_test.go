@@ -68,7 +68,7 @@ func TestRetryPolicy(t *testing.T) {
 func TestMethodKinds(t *testing.T) {
 	const hsmServicePrefix = "/hsm.v1.HsmService/"
 	reads := []string{"ListUsers", "FindKeys", "GetAttributes", "Encrypt", "Decrypt", "Sign", "Verify",
-		"GenerateMac", "VerifyMac", "WrapKey", "GenerateRandom", "ListQuorumTokens"}
+		"GenerateMac", "VerifyMac", "WrapKey", "GenerateRandom", "Batch", "ListQuorumTokens"}
 	writes := []string{"CreateUser", "DeleteUser", "ChangePassword", "ActivateCluster", "GenerateSymmetricKey",
 		"GenerateKeyPair", "SetAttribute", "ShareKey", "UnshareKey", "DeleteKey", "UnwrapKey",
 		"RegisterQuorumKey", "GenerateQuorumToken", "ApproveQuorumToken", "SetQuorumValue"}

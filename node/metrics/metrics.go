@@ -148,12 +148,18 @@ func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		elapsed := time.Since(start)
-		ms := m.series(info.FullMethod)
-		ms.duration.Observe(elapsed.Seconds())
-		m.count(ms, info.FullMethod, status.Code(err))
+		m.Observe(info.FullMethod, err, time.Since(start))
 		return resp, err
 	}
+}
+
+// Observe counts one call of method that ended with err in hsm_requests_total and
+// observes its duration in hsm_request_duration_seconds, as the interceptor does for
+// each RPC: the calls of a Batch are counted under their own methods this way.
+func (m *Metrics) Observe(method string, err error, elapsed time.Duration) {
+	ms := m.series(method)
+	ms.duration.Observe(elapsed.Seconds())
+	m.count(ms, method, status.Code(err))
 }
 
 // series returns method's cached series, creating them at its first call.

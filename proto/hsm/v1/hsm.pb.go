@@ -3003,6 +3003,452 @@ func (x *UnwrapKeyResponse) GetKey() *KeyAttributes {
 	return nil
 }
 
+// BatchRequest holds 1 to 256 crypto calls, all in the request's session.
+type BatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Calls         []*BatchCall           `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchRequest) Reset() {
+	*x = BatchRequest{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchRequest) ProtoMessage() {}
+
+func (x *BatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
+func (*BatchRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *BatchRequest) GetCalls() []*BatchCall {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+// BatchCall is one call of a batch: its request, and the Raft index it
+// needs applied first.
+type BatchCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// min_index is the call's own "x-hsm-index": the HSM serves the call once
+	// it has applied that index (the batch's "x-hsm-index" is not used).
+	MinIndex uint64 `protobuf:"varint,1,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	// Types that are valid to be assigned to Request:
+	//
+	//	*BatchCall_Encrypt
+	//	*BatchCall_Decrypt
+	//	*BatchCall_GenerateRandom
+	//	*BatchCall_Sign
+	//	*BatchCall_Verify
+	//	*BatchCall_GenerateMac
+	//	*BatchCall_VerifyMac
+	Request       isBatchCall_Request `protobuf_oneof:"request"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCall) Reset() {
+	*x = BatchCall{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCall) ProtoMessage() {}
+
+func (x *BatchCall) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCall.ProtoReflect.Descriptor instead.
+func (*BatchCall) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *BatchCall) GetMinIndex() uint64 {
+	if x != nil {
+		return x.MinIndex
+	}
+	return 0
+}
+
+func (x *BatchCall) GetRequest() isBatchCall_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *BatchCall) GetEncrypt() *EncryptRequest {
+	if x != nil {
+		if x, ok := x.Request.(*BatchCall_Encrypt); ok {
+			return x.Encrypt
+		}
+	}
+	return nil
+}
+
+func (x *BatchCall) GetDecrypt() *DecryptRequest {
+	if x != nil {
+		if x, ok := x.Request.(*BatchCall_Decrypt); ok {
+			return x.Decrypt
+		}
+	}
+	return nil
+}
+
+func (x *BatchCall) GetGenerateRandom() *GenerateRandomRequest {
+	if x != nil {
+		if x, ok := x.Request.(*BatchCall_GenerateRandom); ok {
+			return x.GenerateRandom
+		}
+	}
+	return nil
+}
+
+func (x *BatchCall) GetSign() *SignRequest {
+	if x != nil {
+		if x, ok := x.Request.(*BatchCall_Sign); ok {
+			return x.Sign
+		}
+	}
+	return nil
+}
+
+func (x *BatchCall) GetVerify() *VerifyRequest {
+	if x != nil {
+		if x, ok := x.Request.(*BatchCall_Verify); ok {
+			return x.Verify
+		}
+	}
+	return nil
+}
+
+func (x *BatchCall) GetGenerateMac() *GenerateMacRequest {
+	if x != nil {
+		if x, ok := x.Request.(*BatchCall_GenerateMac); ok {
+			return x.GenerateMac
+		}
+	}
+	return nil
+}
+
+func (x *BatchCall) GetVerifyMac() *VerifyMacRequest {
+	if x != nil {
+		if x, ok := x.Request.(*BatchCall_VerifyMac); ok {
+			return x.VerifyMac
+		}
+	}
+	return nil
+}
+
+type isBatchCall_Request interface {
+	isBatchCall_Request()
+}
+
+type BatchCall_Encrypt struct {
+	Encrypt *EncryptRequest `protobuf:"bytes,2,opt,name=encrypt,proto3,oneof"`
+}
+
+type BatchCall_Decrypt struct {
+	Decrypt *DecryptRequest `protobuf:"bytes,3,opt,name=decrypt,proto3,oneof"`
+}
+
+type BatchCall_GenerateRandom struct {
+	GenerateRandom *GenerateRandomRequest `protobuf:"bytes,4,opt,name=generate_random,json=generateRandom,proto3,oneof"`
+}
+
+type BatchCall_Sign struct {
+	Sign *SignRequest `protobuf:"bytes,5,opt,name=sign,proto3,oneof"`
+}
+
+type BatchCall_Verify struct {
+	Verify *VerifyRequest `protobuf:"bytes,6,opt,name=verify,proto3,oneof"`
+}
+
+type BatchCall_GenerateMac struct {
+	GenerateMac *GenerateMacRequest `protobuf:"bytes,7,opt,name=generate_mac,json=generateMac,proto3,oneof"`
+}
+
+type BatchCall_VerifyMac struct {
+	VerifyMac *VerifyMacRequest `protobuf:"bytes,8,opt,name=verify_mac,json=verifyMac,proto3,oneof"`
+}
+
+func (*BatchCall_Encrypt) isBatchCall_Request() {}
+
+func (*BatchCall_Decrypt) isBatchCall_Request() {}
+
+func (*BatchCall_GenerateRandom) isBatchCall_Request() {}
+
+func (*BatchCall_Sign) isBatchCall_Request() {}
+
+func (*BatchCall_Verify) isBatchCall_Request() {}
+
+func (*BatchCall_GenerateMac) isBatchCall_Request() {}
+
+func (*BatchCall_VerifyMac) isBatchCall_Request() {}
+
+// BatchResponse has one result per call, in the calls' order.
+type BatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*BatchResult         `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchResponse) Reset() {
+	*x = BatchResponse{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchResponse) ProtoMessage() {}
+
+func (x *BatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
+func (*BatchResponse) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *BatchResponse) GetResults() []*BatchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// BatchResult is the answer to one call: its gRPC status and, when the
+// status is OK, its response.
+type BatchResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code is the call's gRPC status code (0, OK, on success) and message
+	// its status message.
+	Code    uint32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// Types that are valid to be assigned to Response:
+	//
+	//	*BatchResult_Encrypt
+	//	*BatchResult_Decrypt
+	//	*BatchResult_GenerateRandom
+	//	*BatchResult_Sign
+	//	*BatchResult_Verify
+	//	*BatchResult_GenerateMac
+	//	*BatchResult_VerifyMac
+	Response      isBatchResult_Response `protobuf_oneof:"response"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchResult) Reset() {
+	*x = BatchResult{}
+	mi := &file_hsm_v1_hsm_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchResult) ProtoMessage() {}
+
+func (x *BatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_v1_hsm_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchResult.ProtoReflect.Descriptor instead.
+func (*BatchResult) Descriptor() ([]byte, []int) {
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *BatchResult) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *BatchResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *BatchResult) GetResponse() isBatchResult_Response {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *BatchResult) GetEncrypt() *EncryptResponse {
+	if x != nil {
+		if x, ok := x.Response.(*BatchResult_Encrypt); ok {
+			return x.Encrypt
+		}
+	}
+	return nil
+}
+
+func (x *BatchResult) GetDecrypt() *DecryptResponse {
+	if x != nil {
+		if x, ok := x.Response.(*BatchResult_Decrypt); ok {
+			return x.Decrypt
+		}
+	}
+	return nil
+}
+
+func (x *BatchResult) GetGenerateRandom() *GenerateRandomResponse {
+	if x != nil {
+		if x, ok := x.Response.(*BatchResult_GenerateRandom); ok {
+			return x.GenerateRandom
+		}
+	}
+	return nil
+}
+
+func (x *BatchResult) GetSign() *SignResponse {
+	if x != nil {
+		if x, ok := x.Response.(*BatchResult_Sign); ok {
+			return x.Sign
+		}
+	}
+	return nil
+}
+
+func (x *BatchResult) GetVerify() *VerifyResponse {
+	if x != nil {
+		if x, ok := x.Response.(*BatchResult_Verify); ok {
+			return x.Verify
+		}
+	}
+	return nil
+}
+
+func (x *BatchResult) GetGenerateMac() *GenerateMacResponse {
+	if x != nil {
+		if x, ok := x.Response.(*BatchResult_GenerateMac); ok {
+			return x.GenerateMac
+		}
+	}
+	return nil
+}
+
+func (x *BatchResult) GetVerifyMac() *VerifyMacResponse {
+	if x != nil {
+		if x, ok := x.Response.(*BatchResult_VerifyMac); ok {
+			return x.VerifyMac
+		}
+	}
+	return nil
+}
+
+type isBatchResult_Response interface {
+	isBatchResult_Response()
+}
+
+type BatchResult_Encrypt struct {
+	Encrypt *EncryptResponse `protobuf:"bytes,3,opt,name=encrypt,proto3,oneof"`
+}
+
+type BatchResult_Decrypt struct {
+	Decrypt *DecryptResponse `protobuf:"bytes,4,opt,name=decrypt,proto3,oneof"`
+}
+
+type BatchResult_GenerateRandom struct {
+	GenerateRandom *GenerateRandomResponse `protobuf:"bytes,5,opt,name=generate_random,json=generateRandom,proto3,oneof"`
+}
+
+type BatchResult_Sign struct {
+	Sign *SignResponse `protobuf:"bytes,6,opt,name=sign,proto3,oneof"`
+}
+
+type BatchResult_Verify struct {
+	Verify *VerifyResponse `protobuf:"bytes,7,opt,name=verify,proto3,oneof"`
+}
+
+type BatchResult_GenerateMac struct {
+	GenerateMac *GenerateMacResponse `protobuf:"bytes,8,opt,name=generate_mac,json=generateMac,proto3,oneof"`
+}
+
+type BatchResult_VerifyMac struct {
+	VerifyMac *VerifyMacResponse `protobuf:"bytes,9,opt,name=verify_mac,json=verifyMac,proto3,oneof"`
+}
+
+func (*BatchResult_Encrypt) isBatchResult_Response() {}
+
+func (*BatchResult_Decrypt) isBatchResult_Response() {}
+
+func (*BatchResult_GenerateRandom) isBatchResult_Response() {}
+
+func (*BatchResult_Sign) isBatchResult_Response() {}
+
+func (*BatchResult_Verify) isBatchResult_Response() {}
+
+func (*BatchResult_GenerateMac) isBatchResult_Response() {}
+
+func (*BatchResult_VerifyMac) isBatchResult_Response() {}
+
 // GenerateRandomRequest asks for 1..4096 random bytes.
 type GenerateRandomRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -3013,7 +3459,7 @@ type GenerateRandomRequest struct {
 
 func (x *GenerateRandomRequest) Reset() {
 	*x = GenerateRandomRequest{}
-	mi := &file_hsm_v1_hsm_proto_msgTypes[47]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3025,7 +3471,7 @@ func (x *GenerateRandomRequest) String() string {
 func (*GenerateRandomRequest) ProtoMessage() {}
 
 func (x *GenerateRandomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_hsm_proto_msgTypes[47]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3038,7 +3484,7 @@ func (x *GenerateRandomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRandomRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRandomRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{47}
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GenerateRandomRequest) GetLength() uint32 {
@@ -3058,7 +3504,7 @@ type GenerateRandomResponse struct {
 
 func (x *GenerateRandomResponse) Reset() {
 	*x = GenerateRandomResponse{}
-	mi := &file_hsm_v1_hsm_proto_msgTypes[48]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3070,7 +3516,7 @@ func (x *GenerateRandomResponse) String() string {
 func (*GenerateRandomResponse) ProtoMessage() {}
 
 func (x *GenerateRandomResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_hsm_proto_msgTypes[48]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3083,7 +3529,7 @@ func (x *GenerateRandomResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRandomResponse.ProtoReflect.Descriptor instead.
 func (*GenerateRandomResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{48}
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GenerateRandomResponse) GetRandom() []byte {
@@ -3115,7 +3561,7 @@ type QuorumToken struct {
 
 func (x *QuorumToken) Reset() {
 	*x = QuorumToken{}
-	mi := &file_hsm_v1_hsm_proto_msgTypes[49]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3127,7 +3573,7 @@ func (x *QuorumToken) String() string {
 func (*QuorumToken) ProtoMessage() {}
 
 func (x *QuorumToken) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_hsm_proto_msgTypes[49]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3140,7 +3586,7 @@ func (x *QuorumToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumToken.ProtoReflect.Descriptor instead.
 func (*QuorumToken) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{49}
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *QuorumToken) GetTokenId() string {
@@ -3197,7 +3643,7 @@ type QuorumValue struct {
 
 func (x *QuorumValue) Reset() {
 	*x = QuorumValue{}
-	mi := &file_hsm_v1_hsm_proto_msgTypes[50]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3209,7 +3655,7 @@ func (x *QuorumValue) String() string {
 func (*QuorumValue) ProtoMessage() {}
 
 func (x *QuorumValue) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_hsm_proto_msgTypes[50]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3222,7 +3668,7 @@ func (x *QuorumValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumValue.ProtoReflect.Descriptor instead.
 func (*QuorumValue) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{50}
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *QuorumValue) GetService() string {
@@ -3250,7 +3696,7 @@ type RegisterQuorumKeyRequest struct {
 
 func (x *RegisterQuorumKeyRequest) Reset() {
 	*x = RegisterQuorumKeyRequest{}
-	mi := &file_hsm_v1_hsm_proto_msgTypes[51]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3262,7 +3708,7 @@ func (x *RegisterQuorumKeyRequest) String() string {
 func (*RegisterQuorumKeyRequest) ProtoMessage() {}
 
 func (x *RegisterQuorumKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_hsm_proto_msgTypes[51]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3275,7 +3721,7 @@ func (x *RegisterQuorumKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterQuorumKeyRequest.ProtoReflect.Descriptor instead.
 func (*RegisterQuorumKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{51}
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RegisterQuorumKeyRequest) GetPublicKeyDer() []byte {
@@ -3294,7 +3740,7 @@ type RegisterQuorumKeyResponse struct {
 
 func (x *RegisterQuorumKeyResponse) Reset() {
 	*x = RegisterQuorumKeyResponse{}
-	mi := &file_hsm_v1_hsm_proto_msgTypes[52]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3306,7 +3752,7 @@ func (x *RegisterQuorumKeyResponse) String() string {
 func (*RegisterQuorumKeyResponse) ProtoMessage() {}
 
 func (x *RegisterQuorumKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_hsm_proto_msgTypes[52]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3319,7 +3765,7 @@ func (x *RegisterQuorumKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterQuorumKeyResponse.ProtoReflect.Descriptor instead.
 func (*RegisterQuorumKeyResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{52}
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{56}
 }
 
 // GenerateQuorumTokenRequest names the service the token is for.
@@ -3332,7 +3778,7 @@ type GenerateQuorumTokenRequest struct {
 
 func (x *GenerateQuorumTokenRequest) Reset() {
 	*x = GenerateQuorumTokenRequest{}
-	mi := &file_hsm_v1_hsm_proto_msgTypes[53]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3344,7 +3790,7 @@ func (x *GenerateQuorumTokenRequest) String() string {
 func (*GenerateQuorumTokenRequest) ProtoMessage() {}
 
 func (x *GenerateQuorumTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_hsm_proto_msgTypes[53]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3357,7 +3803,7 @@ func (x *GenerateQuorumTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateQuorumTokenRequest.ProtoReflect.Descriptor instead.
 func (*GenerateQuorumTokenRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{53}
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GenerateQuorumTokenRequest) GetService() string {
@@ -3377,7 +3823,7 @@ type GenerateQuorumTokenResponse struct {
 
 func (x *GenerateQuorumTokenResponse) Reset() {
 	*x = GenerateQuorumTokenResponse{}
-	mi := &file_hsm_v1_hsm_proto_msgTypes[54]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3389,7 +3835,7 @@ func (x *GenerateQuorumTokenResponse) String() string {
 func (*GenerateQuorumTokenResponse) ProtoMessage() {}
 
 func (x *GenerateQuorumTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_hsm_proto_msgTypes[54]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3402,7 +3848,7 @@ func (x *GenerateQuorumTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateQuorumTokenResponse.ProtoReflect.Descriptor instead.
 func (*GenerateQuorumTokenResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{54}
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GenerateQuorumTokenResponse) GetToken() *QuorumToken {
@@ -3426,7 +3872,7 @@ type ApproveQuorumTokenRequest struct {
 
 func (x *ApproveQuorumTokenRequest) Reset() {
 	*x = ApproveQuorumTokenRequest{}
-	mi := &file_hsm_v1_hsm_proto_msgTypes[55]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3438,7 +3884,7 @@ func (x *ApproveQuorumTokenRequest) String() string {
 func (*ApproveQuorumTokenRequest) ProtoMessage() {}
 
 func (x *ApproveQuorumTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_hsm_proto_msgTypes[55]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3451,7 +3897,7 @@ func (x *ApproveQuorumTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveQuorumTokenRequest.ProtoReflect.Descriptor instead.
 func (*ApproveQuorumTokenRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{55}
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ApproveQuorumTokenRequest) GetTokenId() string {
@@ -3485,7 +3931,7 @@ type ApproveQuorumTokenResponse struct {
 
 func (x *ApproveQuorumTokenResponse) Reset() {
 	*x = ApproveQuorumTokenResponse{}
-	mi := &file_hsm_v1_hsm_proto_msgTypes[56]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3497,7 +3943,7 @@ func (x *ApproveQuorumTokenResponse) String() string {
 func (*ApproveQuorumTokenResponse) ProtoMessage() {}
 
 func (x *ApproveQuorumTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_hsm_proto_msgTypes[56]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3510,7 +3956,7 @@ func (x *ApproveQuorumTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveQuorumTokenResponse.ProtoReflect.Descriptor instead.
 func (*ApproveQuorumTokenResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{56}
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ApproveQuorumTokenResponse) GetToken() *QuorumToken {
@@ -3529,7 +3975,7 @@ type ListQuorumTokensRequest struct {
 
 func (x *ListQuorumTokensRequest) Reset() {
 	*x = ListQuorumTokensRequest{}
-	mi := &file_hsm_v1_hsm_proto_msgTypes[57]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3541,7 +3987,7 @@ func (x *ListQuorumTokensRequest) String() string {
 func (*ListQuorumTokensRequest) ProtoMessage() {}
 
 func (x *ListQuorumTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_hsm_proto_msgTypes[57]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3554,7 +4000,7 @@ func (x *ListQuorumTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuorumTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListQuorumTokensRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{57}
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{61}
 }
 
 // ListQuorumTokensResponse lists the tokens, sorted by id, and every
@@ -3569,7 +4015,7 @@ type ListQuorumTokensResponse struct {
 
 func (x *ListQuorumTokensResponse) Reset() {
 	*x = ListQuorumTokensResponse{}
-	mi := &file_hsm_v1_hsm_proto_msgTypes[58]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3581,7 +4027,7 @@ func (x *ListQuorumTokensResponse) String() string {
 func (*ListQuorumTokensResponse) ProtoMessage() {}
 
 func (x *ListQuorumTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_hsm_proto_msgTypes[58]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3594,7 +4040,7 @@ func (x *ListQuorumTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuorumTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListQuorumTokensResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{58}
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListQuorumTokensResponse) GetTokens() []*QuorumToken {
@@ -3627,7 +4073,7 @@ type SetQuorumValueRequest struct {
 
 func (x *SetQuorumValueRequest) Reset() {
 	*x = SetQuorumValueRequest{}
-	mi := &file_hsm_v1_hsm_proto_msgTypes[59]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3639,7 +4085,7 @@ func (x *SetQuorumValueRequest) String() string {
 func (*SetQuorumValueRequest) ProtoMessage() {}
 
 func (x *SetQuorumValueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_hsm_proto_msgTypes[59]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3652,7 +4098,7 @@ func (x *SetQuorumValueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetQuorumValueRequest.ProtoReflect.Descriptor instead.
 func (*SetQuorumValueRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{59}
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SetQuorumValueRequest) GetService() string {
@@ -3685,7 +4131,7 @@ type SetQuorumValueResponse struct {
 
 func (x *SetQuorumValueResponse) Reset() {
 	*x = SetQuorumValueResponse{}
-	mi := &file_hsm_v1_hsm_proto_msgTypes[60]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3697,7 +4143,7 @@ func (x *SetQuorumValueResponse) String() string {
 func (*SetQuorumValueResponse) ProtoMessage() {}
 
 func (x *SetQuorumValueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_v1_hsm_proto_msgTypes[60]
+	mi := &file_hsm_v1_hsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3710,7 +4156,7 @@ func (x *SetQuorumValueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetQuorumValueResponse.ProtoReflect.Descriptor instead.
 func (*SetQuorumValueResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{60}
+	return file_hsm_v1_hsm_proto_rawDescGZIP(), []int{64}
 }
 
 var File_hsm_v1_hsm_proto protoreflect.FileDescriptor
@@ -3889,7 +4335,35 @@ const file_hsm_v1_hsm_proto_rawDesc = "" +
 	"\x02id\x18\a \x01(\fR\x02id\x12&\n" +
 	"\x05usage\x18\b \x01(\v2\x10.hsm.v1.KeyUsageR\x05usage\"<\n" +
 	"\x11UnwrapKeyResponse\x12'\n" +
-	"\x03key\x18\x01 \x01(\v2\x15.hsm.v1.KeyAttributesR\x03key\"/\n" +
+	"\x03key\x18\x01 \x01(\v2\x15.hsm.v1.KeyAttributesR\x03key\"7\n" +
+	"\fBatchRequest\x12'\n" +
+	"\x05calls\x18\x01 \x03(\v2\x11.hsm.v1.BatchCallR\x05calls\"\xbd\x03\n" +
+	"\tBatchCall\x12\x1b\n" +
+	"\tmin_index\x18\x01 \x01(\x04R\bminIndex\x122\n" +
+	"\aencrypt\x18\x02 \x01(\v2\x16.hsm.v1.EncryptRequestH\x00R\aencrypt\x122\n" +
+	"\adecrypt\x18\x03 \x01(\v2\x16.hsm.v1.DecryptRequestH\x00R\adecrypt\x12H\n" +
+	"\x0fgenerate_random\x18\x04 \x01(\v2\x1d.hsm.v1.GenerateRandomRequestH\x00R\x0egenerateRandom\x12)\n" +
+	"\x04sign\x18\x05 \x01(\v2\x13.hsm.v1.SignRequestH\x00R\x04sign\x12/\n" +
+	"\x06verify\x18\x06 \x01(\v2\x15.hsm.v1.VerifyRequestH\x00R\x06verify\x12?\n" +
+	"\fgenerate_mac\x18\a \x01(\v2\x1a.hsm.v1.GenerateMacRequestH\x00R\vgenerateMac\x129\n" +
+	"\n" +
+	"verify_mac\x18\b \x01(\v2\x18.hsm.v1.VerifyMacRequestH\x00R\tverifyMacB\t\n" +
+	"\arequest\">\n" +
+	"\rBatchResponse\x12-\n" +
+	"\aresults\x18\x01 \x03(\v2\x13.hsm.v1.BatchResultR\aresults\"\xd8\x03\n" +
+	"\vBatchResult\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x123\n" +
+	"\aencrypt\x18\x03 \x01(\v2\x17.hsm.v1.EncryptResponseH\x00R\aencrypt\x123\n" +
+	"\adecrypt\x18\x04 \x01(\v2\x17.hsm.v1.DecryptResponseH\x00R\adecrypt\x12I\n" +
+	"\x0fgenerate_random\x18\x05 \x01(\v2\x1e.hsm.v1.GenerateRandomResponseH\x00R\x0egenerateRandom\x12*\n" +
+	"\x04sign\x18\x06 \x01(\v2\x14.hsm.v1.SignResponseH\x00R\x04sign\x120\n" +
+	"\x06verify\x18\a \x01(\v2\x16.hsm.v1.VerifyResponseH\x00R\x06verify\x12@\n" +
+	"\fgenerate_mac\x18\b \x01(\v2\x1b.hsm.v1.GenerateMacResponseH\x00R\vgenerateMac\x12:\n" +
+	"\n" +
+	"verify_mac\x18\t \x01(\v2\x19.hsm.v1.VerifyMacResponseH\x00R\tverifyMacB\n" +
+	"\n" +
+	"\bresponse\"/\n" +
 	"\x15GenerateRandomRequest\x12\x16\n" +
 	"\x06length\x18\x01 \x01(\rR\x06length\"0\n" +
 	"\x16GenerateRandomResponse\x12\x16\n" +
@@ -3947,7 +4421,7 @@ const file_hsm_v1_hsm_proto_rawDesc = "" +
 	"\x15WRAP_MECHANISM_AES_KW\x10\x01\x12\x1a\n" +
 	"\x16WRAP_MECHANISM_AES_KWP\x10\x02\x12\x1b\n" +
 	"\x17WRAP_MECHANISM_RSA_OAEP\x10\x03\x12\x1a\n" +
-	"\x16WRAP_MECHANISM_RSA_AES\x10\x042\xbd\x10\n" +
+	"\x16WRAP_MECHANISM_RSA_AES\x10\x042\xf3\x10\n" +
 	"\n" +
 	"HsmService\x124\n" +
 	"\x05Login\x12\x14.hsm.v1.LoginRequest\x1a\x15.hsm.v1.LoginResponse\x127\n" +
@@ -3976,7 +4450,8 @@ const file_hsm_v1_hsm_proto_rawDesc = "" +
 	"\tVerifyMac\x12\x18.hsm.v1.VerifyMacRequest\x1a\x19.hsm.v1.VerifyMacResponse\x12:\n" +
 	"\aWrapKey\x12\x16.hsm.v1.WrapKeyRequest\x1a\x17.hsm.v1.WrapKeyResponse\x12@\n" +
 	"\tUnwrapKey\x12\x18.hsm.v1.UnwrapKeyRequest\x1a\x19.hsm.v1.UnwrapKeyResponse\x12O\n" +
-	"\x0eGenerateRandom\x12\x1d.hsm.v1.GenerateRandomRequest\x1a\x1e.hsm.v1.GenerateRandomResponse\x12X\n" +
+	"\x0eGenerateRandom\x12\x1d.hsm.v1.GenerateRandomRequest\x1a\x1e.hsm.v1.GenerateRandomResponse\x124\n" +
+	"\x05Batch\x12\x14.hsm.v1.BatchRequest\x1a\x15.hsm.v1.BatchResponse\x12X\n" +
 	"\x11RegisterQuorumKey\x12 .hsm.v1.RegisterQuorumKeyRequest\x1a!.hsm.v1.RegisterQuorumKeyResponse\x12^\n" +
 	"\x13GenerateQuorumToken\x12\".hsm.v1.GenerateQuorumTokenRequest\x1a#.hsm.v1.GenerateQuorumTokenResponse\x12[\n" +
 	"\x12ApproveQuorumToken\x12!.hsm.v1.ApproveQuorumTokenRequest\x1a\".hsm.v1.ApproveQuorumTokenResponse\x12U\n" +
@@ -3996,7 +4471,7 @@ func file_hsm_v1_hsm_proto_rawDescGZIP() []byte {
 }
 
 var file_hsm_v1_hsm_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_hsm_v1_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_hsm_v1_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_hsm_v1_hsm_proto_goTypes = []any{
 	(Hash)(0),                            // 0: hsm.v1.Hash
 	(EncryptionMechanism)(0),             // 1: hsm.v1.EncryptionMechanism
@@ -4049,46 +4524,50 @@ var file_hsm_v1_hsm_proto_goTypes = []any{
 	(*WrapKeyResponse)(nil),              // 48: hsm.v1.WrapKeyResponse
 	(*UnwrapKeyRequest)(nil),             // 49: hsm.v1.UnwrapKeyRequest
 	(*UnwrapKeyResponse)(nil),            // 50: hsm.v1.UnwrapKeyResponse
-	(*GenerateRandomRequest)(nil),        // 51: hsm.v1.GenerateRandomRequest
-	(*GenerateRandomResponse)(nil),       // 52: hsm.v1.GenerateRandomResponse
-	(*QuorumToken)(nil),                  // 53: hsm.v1.QuorumToken
-	(*QuorumValue)(nil),                  // 54: hsm.v1.QuorumValue
-	(*RegisterQuorumKeyRequest)(nil),     // 55: hsm.v1.RegisterQuorumKeyRequest
-	(*RegisterQuorumKeyResponse)(nil),    // 56: hsm.v1.RegisterQuorumKeyResponse
-	(*GenerateQuorumTokenRequest)(nil),   // 57: hsm.v1.GenerateQuorumTokenRequest
-	(*GenerateQuorumTokenResponse)(nil),  // 58: hsm.v1.GenerateQuorumTokenResponse
-	(*ApproveQuorumTokenRequest)(nil),    // 59: hsm.v1.ApproveQuorumTokenRequest
-	(*ApproveQuorumTokenResponse)(nil),   // 60: hsm.v1.ApproveQuorumTokenResponse
-	(*ListQuorumTokensRequest)(nil),      // 61: hsm.v1.ListQuorumTokensRequest
-	(*ListQuorumTokensResponse)(nil),     // 62: hsm.v1.ListQuorumTokensResponse
-	(*SetQuorumValueRequest)(nil),        // 63: hsm.v1.SetQuorumValueRequest
-	(*SetQuorumValueResponse)(nil),       // 64: hsm.v1.SetQuorumValueResponse
-	nil,                                  // 65: hsm.v1.ListUsersResponse.SessionsEntry
-	(Role)(0),                            // 66: hsm.v1.Role
-	(*UserInfo)(nil),                     // 67: hsm.v1.UserInfo
-	(KeyType)(0),                         // 68: hsm.v1.KeyType
-	(*KeyAttributes)(nil),                // 69: hsm.v1.KeyAttributes
-	(Curve)(0),                           // 70: hsm.v1.Curve
-	(KeyClass)(0),                        // 71: hsm.v1.KeyClass
+	(*BatchRequest)(nil),                 // 51: hsm.v1.BatchRequest
+	(*BatchCall)(nil),                    // 52: hsm.v1.BatchCall
+	(*BatchResponse)(nil),                // 53: hsm.v1.BatchResponse
+	(*BatchResult)(nil),                  // 54: hsm.v1.BatchResult
+	(*GenerateRandomRequest)(nil),        // 55: hsm.v1.GenerateRandomRequest
+	(*GenerateRandomResponse)(nil),       // 56: hsm.v1.GenerateRandomResponse
+	(*QuorumToken)(nil),                  // 57: hsm.v1.QuorumToken
+	(*QuorumValue)(nil),                  // 58: hsm.v1.QuorumValue
+	(*RegisterQuorumKeyRequest)(nil),     // 59: hsm.v1.RegisterQuorumKeyRequest
+	(*RegisterQuorumKeyResponse)(nil),    // 60: hsm.v1.RegisterQuorumKeyResponse
+	(*GenerateQuorumTokenRequest)(nil),   // 61: hsm.v1.GenerateQuorumTokenRequest
+	(*GenerateQuorumTokenResponse)(nil),  // 62: hsm.v1.GenerateQuorumTokenResponse
+	(*ApproveQuorumTokenRequest)(nil),    // 63: hsm.v1.ApproveQuorumTokenRequest
+	(*ApproveQuorumTokenResponse)(nil),   // 64: hsm.v1.ApproveQuorumTokenResponse
+	(*ListQuorumTokensRequest)(nil),      // 65: hsm.v1.ListQuorumTokensRequest
+	(*ListQuorumTokensResponse)(nil),     // 66: hsm.v1.ListQuorumTokensResponse
+	(*SetQuorumValueRequest)(nil),        // 67: hsm.v1.SetQuorumValueRequest
+	(*SetQuorumValueResponse)(nil),       // 68: hsm.v1.SetQuorumValueResponse
+	nil,                                  // 69: hsm.v1.ListUsersResponse.SessionsEntry
+	(Role)(0),                            // 70: hsm.v1.Role
+	(*UserInfo)(nil),                     // 71: hsm.v1.UserInfo
+	(KeyType)(0),                         // 72: hsm.v1.KeyType
+	(*KeyAttributes)(nil),                // 73: hsm.v1.KeyAttributes
+	(Curve)(0),                           // 74: hsm.v1.Curve
+	(KeyClass)(0),                        // 75: hsm.v1.KeyClass
 }
 var file_hsm_v1_hsm_proto_depIdxs = []int32{
-	66, // 0: hsm.v1.LoginRequest.role:type_name -> hsm.v1.Role
-	66, // 1: hsm.v1.CreateUserRequest.role:type_name -> hsm.v1.Role
-	67, // 2: hsm.v1.ListUsersResponse.users:type_name -> hsm.v1.UserInfo
-	65, // 3: hsm.v1.ListUsersResponse.sessions:type_name -> hsm.v1.ListUsersResponse.SessionsEntry
-	68, // 4: hsm.v1.GenerateSymmetricKeyRequest.type:type_name -> hsm.v1.KeyType
+	70, // 0: hsm.v1.LoginRequest.role:type_name -> hsm.v1.Role
+	70, // 1: hsm.v1.CreateUserRequest.role:type_name -> hsm.v1.Role
+	71, // 2: hsm.v1.ListUsersResponse.users:type_name -> hsm.v1.UserInfo
+	69, // 3: hsm.v1.ListUsersResponse.sessions:type_name -> hsm.v1.ListUsersResponse.SessionsEntry
+	72, // 4: hsm.v1.GenerateSymmetricKeyRequest.type:type_name -> hsm.v1.KeyType
 	18, // 5: hsm.v1.GenerateSymmetricKeyRequest.usage:type_name -> hsm.v1.KeyUsage
-	69, // 6: hsm.v1.GenerateSymmetricKeyResponse.key:type_name -> hsm.v1.KeyAttributes
-	68, // 7: hsm.v1.GenerateKeyPairRequest.type:type_name -> hsm.v1.KeyType
-	70, // 8: hsm.v1.GenerateKeyPairRequest.curve:type_name -> hsm.v1.Curve
+	73, // 6: hsm.v1.GenerateSymmetricKeyResponse.key:type_name -> hsm.v1.KeyAttributes
+	72, // 7: hsm.v1.GenerateKeyPairRequest.type:type_name -> hsm.v1.KeyType
+	74, // 8: hsm.v1.GenerateKeyPairRequest.curve:type_name -> hsm.v1.Curve
 	18, // 9: hsm.v1.GenerateKeyPairRequest.usage:type_name -> hsm.v1.KeyUsage
-	69, // 10: hsm.v1.GenerateKeyPairResponse.public_key:type_name -> hsm.v1.KeyAttributes
-	69, // 11: hsm.v1.GenerateKeyPairResponse.private_key:type_name -> hsm.v1.KeyAttributes
-	71, // 12: hsm.v1.FindKeysRequest.class:type_name -> hsm.v1.KeyClass
-	68, // 13: hsm.v1.FindKeysRequest.type:type_name -> hsm.v1.KeyType
-	69, // 14: hsm.v1.FindKeysResponse.keys:type_name -> hsm.v1.KeyAttributes
-	69, // 15: hsm.v1.GetAttributesResponse.key:type_name -> hsm.v1.KeyAttributes
-	69, // 16: hsm.v1.SetAttributeResponse.key:type_name -> hsm.v1.KeyAttributes
+	73, // 10: hsm.v1.GenerateKeyPairResponse.public_key:type_name -> hsm.v1.KeyAttributes
+	73, // 11: hsm.v1.GenerateKeyPairResponse.private_key:type_name -> hsm.v1.KeyAttributes
+	75, // 12: hsm.v1.FindKeysRequest.class:type_name -> hsm.v1.KeyClass
+	72, // 13: hsm.v1.FindKeysRequest.type:type_name -> hsm.v1.KeyType
+	73, // 14: hsm.v1.FindKeysResponse.keys:type_name -> hsm.v1.KeyAttributes
+	73, // 15: hsm.v1.GetAttributesResponse.key:type_name -> hsm.v1.KeyAttributes
+	73, // 16: hsm.v1.SetAttributeResponse.key:type_name -> hsm.v1.KeyAttributes
 	1,  // 17: hsm.v1.EncryptRequest.mechanism:type_name -> hsm.v1.EncryptionMechanism
 	0,  // 18: hsm.v1.EncryptRequest.hash:type_name -> hsm.v1.Hash
 	0,  // 19: hsm.v1.EncryptRequest.mgf_hash:type_name -> hsm.v1.Hash
@@ -4105,76 +4584,94 @@ var file_hsm_v1_hsm_proto_depIdxs = []int32{
 	0,  // 30: hsm.v1.WrapKeyRequest.hash:type_name -> hsm.v1.Hash
 	3,  // 31: hsm.v1.UnwrapKeyRequest.mechanism:type_name -> hsm.v1.WrapMechanism
 	0,  // 32: hsm.v1.UnwrapKeyRequest.hash:type_name -> hsm.v1.Hash
-	68, // 33: hsm.v1.UnwrapKeyRequest.type:type_name -> hsm.v1.KeyType
+	72, // 33: hsm.v1.UnwrapKeyRequest.type:type_name -> hsm.v1.KeyType
 	18, // 34: hsm.v1.UnwrapKeyRequest.usage:type_name -> hsm.v1.KeyUsage
-	69, // 35: hsm.v1.UnwrapKeyResponse.key:type_name -> hsm.v1.KeyAttributes
-	53, // 36: hsm.v1.GenerateQuorumTokenResponse.token:type_name -> hsm.v1.QuorumToken
-	53, // 37: hsm.v1.ApproveQuorumTokenResponse.token:type_name -> hsm.v1.QuorumToken
-	53, // 38: hsm.v1.ListQuorumTokensResponse.tokens:type_name -> hsm.v1.QuorumToken
-	54, // 39: hsm.v1.ListQuorumTokensResponse.values:type_name -> hsm.v1.QuorumValue
-	4,  // 40: hsm.v1.HsmService.Login:input_type -> hsm.v1.LoginRequest
-	6,  // 41: hsm.v1.HsmService.Logout:input_type -> hsm.v1.LogoutRequest
-	8,  // 42: hsm.v1.HsmService.ActivateCluster:input_type -> hsm.v1.ActivateClusterRequest
-	10, // 43: hsm.v1.HsmService.CreateUser:input_type -> hsm.v1.CreateUserRequest
-	12, // 44: hsm.v1.HsmService.DeleteUser:input_type -> hsm.v1.DeleteUserRequest
-	14, // 45: hsm.v1.HsmService.ListUsers:input_type -> hsm.v1.ListUsersRequest
-	16, // 46: hsm.v1.HsmService.ChangePassword:input_type -> hsm.v1.ChangePasswordRequest
-	19, // 47: hsm.v1.HsmService.GenerateSymmetricKey:input_type -> hsm.v1.GenerateSymmetricKeyRequest
-	21, // 48: hsm.v1.HsmService.GenerateKeyPair:input_type -> hsm.v1.GenerateKeyPairRequest
-	23, // 49: hsm.v1.HsmService.FindKeys:input_type -> hsm.v1.FindKeysRequest
-	25, // 50: hsm.v1.HsmService.GetAttributes:input_type -> hsm.v1.GetAttributesRequest
-	27, // 51: hsm.v1.HsmService.SetAttribute:input_type -> hsm.v1.SetAttributeRequest
-	29, // 52: hsm.v1.HsmService.ShareKey:input_type -> hsm.v1.ShareKeyRequest
-	31, // 53: hsm.v1.HsmService.UnshareKey:input_type -> hsm.v1.UnshareKeyRequest
-	33, // 54: hsm.v1.HsmService.DeleteKey:input_type -> hsm.v1.DeleteKeyRequest
-	35, // 55: hsm.v1.HsmService.Encrypt:input_type -> hsm.v1.EncryptRequest
-	37, // 56: hsm.v1.HsmService.Decrypt:input_type -> hsm.v1.DecryptRequest
-	39, // 57: hsm.v1.HsmService.Sign:input_type -> hsm.v1.SignRequest
-	41, // 58: hsm.v1.HsmService.Verify:input_type -> hsm.v1.VerifyRequest
-	43, // 59: hsm.v1.HsmService.GenerateMac:input_type -> hsm.v1.GenerateMacRequest
-	45, // 60: hsm.v1.HsmService.VerifyMac:input_type -> hsm.v1.VerifyMacRequest
-	47, // 61: hsm.v1.HsmService.WrapKey:input_type -> hsm.v1.WrapKeyRequest
-	49, // 62: hsm.v1.HsmService.UnwrapKey:input_type -> hsm.v1.UnwrapKeyRequest
-	51, // 63: hsm.v1.HsmService.GenerateRandom:input_type -> hsm.v1.GenerateRandomRequest
-	55, // 64: hsm.v1.HsmService.RegisterQuorumKey:input_type -> hsm.v1.RegisterQuorumKeyRequest
-	57, // 65: hsm.v1.HsmService.GenerateQuorumToken:input_type -> hsm.v1.GenerateQuorumTokenRequest
-	59, // 66: hsm.v1.HsmService.ApproveQuorumToken:input_type -> hsm.v1.ApproveQuorumTokenRequest
-	61, // 67: hsm.v1.HsmService.ListQuorumTokens:input_type -> hsm.v1.ListQuorumTokensRequest
-	63, // 68: hsm.v1.HsmService.SetQuorumValue:input_type -> hsm.v1.SetQuorumValueRequest
-	5,  // 69: hsm.v1.HsmService.Login:output_type -> hsm.v1.LoginResponse
-	7,  // 70: hsm.v1.HsmService.Logout:output_type -> hsm.v1.LogoutResponse
-	9,  // 71: hsm.v1.HsmService.ActivateCluster:output_type -> hsm.v1.ActivateClusterResponse
-	11, // 72: hsm.v1.HsmService.CreateUser:output_type -> hsm.v1.CreateUserResponse
-	13, // 73: hsm.v1.HsmService.DeleteUser:output_type -> hsm.v1.DeleteUserResponse
-	15, // 74: hsm.v1.HsmService.ListUsers:output_type -> hsm.v1.ListUsersResponse
-	17, // 75: hsm.v1.HsmService.ChangePassword:output_type -> hsm.v1.ChangePasswordResponse
-	20, // 76: hsm.v1.HsmService.GenerateSymmetricKey:output_type -> hsm.v1.GenerateSymmetricKeyResponse
-	22, // 77: hsm.v1.HsmService.GenerateKeyPair:output_type -> hsm.v1.GenerateKeyPairResponse
-	24, // 78: hsm.v1.HsmService.FindKeys:output_type -> hsm.v1.FindKeysResponse
-	26, // 79: hsm.v1.HsmService.GetAttributes:output_type -> hsm.v1.GetAttributesResponse
-	28, // 80: hsm.v1.HsmService.SetAttribute:output_type -> hsm.v1.SetAttributeResponse
-	30, // 81: hsm.v1.HsmService.ShareKey:output_type -> hsm.v1.ShareKeyResponse
-	32, // 82: hsm.v1.HsmService.UnshareKey:output_type -> hsm.v1.UnshareKeyResponse
-	34, // 83: hsm.v1.HsmService.DeleteKey:output_type -> hsm.v1.DeleteKeyResponse
-	36, // 84: hsm.v1.HsmService.Encrypt:output_type -> hsm.v1.EncryptResponse
-	38, // 85: hsm.v1.HsmService.Decrypt:output_type -> hsm.v1.DecryptResponse
-	40, // 86: hsm.v1.HsmService.Sign:output_type -> hsm.v1.SignResponse
-	42, // 87: hsm.v1.HsmService.Verify:output_type -> hsm.v1.VerifyResponse
-	44, // 88: hsm.v1.HsmService.GenerateMac:output_type -> hsm.v1.GenerateMacResponse
-	46, // 89: hsm.v1.HsmService.VerifyMac:output_type -> hsm.v1.VerifyMacResponse
-	48, // 90: hsm.v1.HsmService.WrapKey:output_type -> hsm.v1.WrapKeyResponse
-	50, // 91: hsm.v1.HsmService.UnwrapKey:output_type -> hsm.v1.UnwrapKeyResponse
-	52, // 92: hsm.v1.HsmService.GenerateRandom:output_type -> hsm.v1.GenerateRandomResponse
-	56, // 93: hsm.v1.HsmService.RegisterQuorumKey:output_type -> hsm.v1.RegisterQuorumKeyResponse
-	58, // 94: hsm.v1.HsmService.GenerateQuorumToken:output_type -> hsm.v1.GenerateQuorumTokenResponse
-	60, // 95: hsm.v1.HsmService.ApproveQuorumToken:output_type -> hsm.v1.ApproveQuorumTokenResponse
-	62, // 96: hsm.v1.HsmService.ListQuorumTokens:output_type -> hsm.v1.ListQuorumTokensResponse
-	64, // 97: hsm.v1.HsmService.SetQuorumValue:output_type -> hsm.v1.SetQuorumValueResponse
-	69, // [69:98] is the sub-list for method output_type
-	40, // [40:69] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	73, // 35: hsm.v1.UnwrapKeyResponse.key:type_name -> hsm.v1.KeyAttributes
+	52, // 36: hsm.v1.BatchRequest.calls:type_name -> hsm.v1.BatchCall
+	35, // 37: hsm.v1.BatchCall.encrypt:type_name -> hsm.v1.EncryptRequest
+	37, // 38: hsm.v1.BatchCall.decrypt:type_name -> hsm.v1.DecryptRequest
+	55, // 39: hsm.v1.BatchCall.generate_random:type_name -> hsm.v1.GenerateRandomRequest
+	39, // 40: hsm.v1.BatchCall.sign:type_name -> hsm.v1.SignRequest
+	41, // 41: hsm.v1.BatchCall.verify:type_name -> hsm.v1.VerifyRequest
+	43, // 42: hsm.v1.BatchCall.generate_mac:type_name -> hsm.v1.GenerateMacRequest
+	45, // 43: hsm.v1.BatchCall.verify_mac:type_name -> hsm.v1.VerifyMacRequest
+	54, // 44: hsm.v1.BatchResponse.results:type_name -> hsm.v1.BatchResult
+	36, // 45: hsm.v1.BatchResult.encrypt:type_name -> hsm.v1.EncryptResponse
+	38, // 46: hsm.v1.BatchResult.decrypt:type_name -> hsm.v1.DecryptResponse
+	56, // 47: hsm.v1.BatchResult.generate_random:type_name -> hsm.v1.GenerateRandomResponse
+	40, // 48: hsm.v1.BatchResult.sign:type_name -> hsm.v1.SignResponse
+	42, // 49: hsm.v1.BatchResult.verify:type_name -> hsm.v1.VerifyResponse
+	44, // 50: hsm.v1.BatchResult.generate_mac:type_name -> hsm.v1.GenerateMacResponse
+	46, // 51: hsm.v1.BatchResult.verify_mac:type_name -> hsm.v1.VerifyMacResponse
+	57, // 52: hsm.v1.GenerateQuorumTokenResponse.token:type_name -> hsm.v1.QuorumToken
+	57, // 53: hsm.v1.ApproveQuorumTokenResponse.token:type_name -> hsm.v1.QuorumToken
+	57, // 54: hsm.v1.ListQuorumTokensResponse.tokens:type_name -> hsm.v1.QuorumToken
+	58, // 55: hsm.v1.ListQuorumTokensResponse.values:type_name -> hsm.v1.QuorumValue
+	4,  // 56: hsm.v1.HsmService.Login:input_type -> hsm.v1.LoginRequest
+	6,  // 57: hsm.v1.HsmService.Logout:input_type -> hsm.v1.LogoutRequest
+	8,  // 58: hsm.v1.HsmService.ActivateCluster:input_type -> hsm.v1.ActivateClusterRequest
+	10, // 59: hsm.v1.HsmService.CreateUser:input_type -> hsm.v1.CreateUserRequest
+	12, // 60: hsm.v1.HsmService.DeleteUser:input_type -> hsm.v1.DeleteUserRequest
+	14, // 61: hsm.v1.HsmService.ListUsers:input_type -> hsm.v1.ListUsersRequest
+	16, // 62: hsm.v1.HsmService.ChangePassword:input_type -> hsm.v1.ChangePasswordRequest
+	19, // 63: hsm.v1.HsmService.GenerateSymmetricKey:input_type -> hsm.v1.GenerateSymmetricKeyRequest
+	21, // 64: hsm.v1.HsmService.GenerateKeyPair:input_type -> hsm.v1.GenerateKeyPairRequest
+	23, // 65: hsm.v1.HsmService.FindKeys:input_type -> hsm.v1.FindKeysRequest
+	25, // 66: hsm.v1.HsmService.GetAttributes:input_type -> hsm.v1.GetAttributesRequest
+	27, // 67: hsm.v1.HsmService.SetAttribute:input_type -> hsm.v1.SetAttributeRequest
+	29, // 68: hsm.v1.HsmService.ShareKey:input_type -> hsm.v1.ShareKeyRequest
+	31, // 69: hsm.v1.HsmService.UnshareKey:input_type -> hsm.v1.UnshareKeyRequest
+	33, // 70: hsm.v1.HsmService.DeleteKey:input_type -> hsm.v1.DeleteKeyRequest
+	35, // 71: hsm.v1.HsmService.Encrypt:input_type -> hsm.v1.EncryptRequest
+	37, // 72: hsm.v1.HsmService.Decrypt:input_type -> hsm.v1.DecryptRequest
+	39, // 73: hsm.v1.HsmService.Sign:input_type -> hsm.v1.SignRequest
+	41, // 74: hsm.v1.HsmService.Verify:input_type -> hsm.v1.VerifyRequest
+	43, // 75: hsm.v1.HsmService.GenerateMac:input_type -> hsm.v1.GenerateMacRequest
+	45, // 76: hsm.v1.HsmService.VerifyMac:input_type -> hsm.v1.VerifyMacRequest
+	47, // 77: hsm.v1.HsmService.WrapKey:input_type -> hsm.v1.WrapKeyRequest
+	49, // 78: hsm.v1.HsmService.UnwrapKey:input_type -> hsm.v1.UnwrapKeyRequest
+	55, // 79: hsm.v1.HsmService.GenerateRandom:input_type -> hsm.v1.GenerateRandomRequest
+	51, // 80: hsm.v1.HsmService.Batch:input_type -> hsm.v1.BatchRequest
+	59, // 81: hsm.v1.HsmService.RegisterQuorumKey:input_type -> hsm.v1.RegisterQuorumKeyRequest
+	61, // 82: hsm.v1.HsmService.GenerateQuorumToken:input_type -> hsm.v1.GenerateQuorumTokenRequest
+	63, // 83: hsm.v1.HsmService.ApproveQuorumToken:input_type -> hsm.v1.ApproveQuorumTokenRequest
+	65, // 84: hsm.v1.HsmService.ListQuorumTokens:input_type -> hsm.v1.ListQuorumTokensRequest
+	67, // 85: hsm.v1.HsmService.SetQuorumValue:input_type -> hsm.v1.SetQuorumValueRequest
+	5,  // 86: hsm.v1.HsmService.Login:output_type -> hsm.v1.LoginResponse
+	7,  // 87: hsm.v1.HsmService.Logout:output_type -> hsm.v1.LogoutResponse
+	9,  // 88: hsm.v1.HsmService.ActivateCluster:output_type -> hsm.v1.ActivateClusterResponse
+	11, // 89: hsm.v1.HsmService.CreateUser:output_type -> hsm.v1.CreateUserResponse
+	13, // 90: hsm.v1.HsmService.DeleteUser:output_type -> hsm.v1.DeleteUserResponse
+	15, // 91: hsm.v1.HsmService.ListUsers:output_type -> hsm.v1.ListUsersResponse
+	17, // 92: hsm.v1.HsmService.ChangePassword:output_type -> hsm.v1.ChangePasswordResponse
+	20, // 93: hsm.v1.HsmService.GenerateSymmetricKey:output_type -> hsm.v1.GenerateSymmetricKeyResponse
+	22, // 94: hsm.v1.HsmService.GenerateKeyPair:output_type -> hsm.v1.GenerateKeyPairResponse
+	24, // 95: hsm.v1.HsmService.FindKeys:output_type -> hsm.v1.FindKeysResponse
+	26, // 96: hsm.v1.HsmService.GetAttributes:output_type -> hsm.v1.GetAttributesResponse
+	28, // 97: hsm.v1.HsmService.SetAttribute:output_type -> hsm.v1.SetAttributeResponse
+	30, // 98: hsm.v1.HsmService.ShareKey:output_type -> hsm.v1.ShareKeyResponse
+	32, // 99: hsm.v1.HsmService.UnshareKey:output_type -> hsm.v1.UnshareKeyResponse
+	34, // 100: hsm.v1.HsmService.DeleteKey:output_type -> hsm.v1.DeleteKeyResponse
+	36, // 101: hsm.v1.HsmService.Encrypt:output_type -> hsm.v1.EncryptResponse
+	38, // 102: hsm.v1.HsmService.Decrypt:output_type -> hsm.v1.DecryptResponse
+	40, // 103: hsm.v1.HsmService.Sign:output_type -> hsm.v1.SignResponse
+	42, // 104: hsm.v1.HsmService.Verify:output_type -> hsm.v1.VerifyResponse
+	44, // 105: hsm.v1.HsmService.GenerateMac:output_type -> hsm.v1.GenerateMacResponse
+	46, // 106: hsm.v1.HsmService.VerifyMac:output_type -> hsm.v1.VerifyMacResponse
+	48, // 107: hsm.v1.HsmService.WrapKey:output_type -> hsm.v1.WrapKeyResponse
+	50, // 108: hsm.v1.HsmService.UnwrapKey:output_type -> hsm.v1.UnwrapKeyResponse
+	56, // 109: hsm.v1.HsmService.GenerateRandom:output_type -> hsm.v1.GenerateRandomResponse
+	53, // 110: hsm.v1.HsmService.Batch:output_type -> hsm.v1.BatchResponse
+	60, // 111: hsm.v1.HsmService.RegisterQuorumKey:output_type -> hsm.v1.RegisterQuorumKeyResponse
+	62, // 112: hsm.v1.HsmService.GenerateQuorumToken:output_type -> hsm.v1.GenerateQuorumTokenResponse
+	64, // 113: hsm.v1.HsmService.ApproveQuorumToken:output_type -> hsm.v1.ApproveQuorumTokenResponse
+	66, // 114: hsm.v1.HsmService.ListQuorumTokens:output_type -> hsm.v1.ListQuorumTokensResponse
+	68, // 115: hsm.v1.HsmService.SetQuorumValue:output_type -> hsm.v1.SetQuorumValueResponse
+	86, // [86:116] is the sub-list for method output_type
+	56, // [56:86] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_hsm_v1_hsm_proto_init() }
@@ -4194,13 +4691,31 @@ func file_hsm_v1_hsm_proto_init() {
 		(*SetAttributeRequest_Sign)(nil),
 		(*SetAttributeRequest_Verify)(nil),
 	}
+	file_hsm_v1_hsm_proto_msgTypes[48].OneofWrappers = []any{
+		(*BatchCall_Encrypt)(nil),
+		(*BatchCall_Decrypt)(nil),
+		(*BatchCall_GenerateRandom)(nil),
+		(*BatchCall_Sign)(nil),
+		(*BatchCall_Verify)(nil),
+		(*BatchCall_GenerateMac)(nil),
+		(*BatchCall_VerifyMac)(nil),
+	}
+	file_hsm_v1_hsm_proto_msgTypes[50].OneofWrappers = []any{
+		(*BatchResult_Encrypt)(nil),
+		(*BatchResult_Decrypt)(nil),
+		(*BatchResult_GenerateRandom)(nil),
+		(*BatchResult_Sign)(nil),
+		(*BatchResult_Verify)(nil),
+		(*BatchResult_GenerateMac)(nil),
+		(*BatchResult_VerifyMac)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsm_v1_hsm_proto_rawDesc), len(file_hsm_v1_hsm_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   62,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -43,6 +43,7 @@ const (
 	HsmService_WrapKey_FullMethodName              = "/hsm.v1.HsmService/WrapKey"
 	HsmService_UnwrapKey_FullMethodName            = "/hsm.v1.HsmService/UnwrapKey"
 	HsmService_GenerateRandom_FullMethodName       = "/hsm.v1.HsmService/GenerateRandom"
+	HsmService_Batch_FullMethodName                = "/hsm.v1.HsmService/Batch"
 	HsmService_RegisterQuorumKey_FullMethodName    = "/hsm.v1.HsmService/RegisterQuorumKey"
 	HsmService_GenerateQuorumToken_FullMethodName  = "/hsm.v1.HsmService/GenerateQuorumToken"
 	HsmService_ApproveQuorumToken_FullMethodName   = "/hsm.v1.HsmService/ApproveQuorumToken"
@@ -111,6 +112,11 @@ type HsmServiceClient interface {
 	UnwrapKey(ctx context.Context, in *UnwrapKeyRequest, opts ...grpc.CallOption) (*UnwrapKeyResponse, error)
 	// GenerateRandom returns random bytes from the HSM.
 	GenerateRandom(ctx context.Context, in *GenerateRandomRequest, opts ...grpc.CallOption) (*GenerateRandomResponse, error)
+	// Batch runs several crypto calls of the request's session in one round
+	// trip. Each call is served exactly as it would be alone (same checks,
+	// same answer, same status) and answered in its own result: a client
+	// with many calls in flight to one HSM sends them together.
+	Batch(ctx context.Context, in *BatchRequest, opts ...grpc.CallOption) (*BatchResponse, error)
 	// RegisterQuorumKey registers the calling admin's quorum public key (an
 	// ECDSA P-256 key); a new registration replaces the old one.
 	RegisterQuorumKey(ctx context.Context, in *RegisterQuorumKeyRequest, opts ...grpc.CallOption) (*RegisterQuorumKeyResponse, error)
@@ -374,6 +380,16 @@ func (c *hsmServiceClient) GenerateRandom(ctx context.Context, in *GenerateRando
 	return out, nil
 }
 
+func (c *hsmServiceClient) Batch(ctx context.Context, in *BatchRequest, opts ...grpc.CallOption) (*BatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchResponse)
+	err := c.cc.Invoke(ctx, HsmService_Batch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *hsmServiceClient) RegisterQuorumKey(ctx context.Context, in *RegisterQuorumKeyRequest, opts ...grpc.CallOption) (*RegisterQuorumKeyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RegisterQuorumKeyResponse)
@@ -485,6 +501,11 @@ type HsmServiceServer interface {
 	UnwrapKey(context.Context, *UnwrapKeyRequest) (*UnwrapKeyResponse, error)
 	// GenerateRandom returns random bytes from the HSM.
 	GenerateRandom(context.Context, *GenerateRandomRequest) (*GenerateRandomResponse, error)
+	// Batch runs several crypto calls of the request's session in one round
+	// trip. Each call is served exactly as it would be alone (same checks,
+	// same answer, same status) and answered in its own result: a client
+	// with many calls in flight to one HSM sends them together.
+	Batch(context.Context, *BatchRequest) (*BatchResponse, error)
 	// RegisterQuorumKey registers the calling admin's quorum public key (an
 	// ECDSA P-256 key); a new registration replaces the old one.
 	RegisterQuorumKey(context.Context, *RegisterQuorumKeyRequest) (*RegisterQuorumKeyResponse, error)
@@ -579,6 +600,9 @@ func (UnimplementedHsmServiceServer) UnwrapKey(context.Context, *UnwrapKeyReques
 }
 func (UnimplementedHsmServiceServer) GenerateRandom(context.Context, *GenerateRandomRequest) (*GenerateRandomResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GenerateRandom not implemented")
+}
+func (UnimplementedHsmServiceServer) Batch(context.Context, *BatchRequest) (*BatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Batch not implemented")
 }
 func (UnimplementedHsmServiceServer) RegisterQuorumKey(context.Context, *RegisterQuorumKeyRequest) (*RegisterQuorumKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RegisterQuorumKey not implemented")
@@ -1048,6 +1072,24 @@ func _HsmService_GenerateRandom_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HsmService_Batch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HsmServiceServer).Batch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HsmService_Batch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HsmServiceServer).Batch(ctx, req.(*BatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _HsmService_RegisterQuorumKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RegisterQuorumKeyRequest)
 	if err := dec(in); err != nil {
@@ -1240,6 +1282,10 @@ var HsmService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GenerateRandom",
 			Handler:    _HsmService_GenerateRandom_Handler,
+		},
+		{
+			MethodName: "Batch",
+			Handler:    _HsmService_Batch_Handler,
 		},
 		{
 			MethodName: "RegisterQuorumKey",
