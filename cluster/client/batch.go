@@ -111,11 +111,13 @@ func (c *Client) batchCallFor(ctx context.Context, method string, args any, opts
 }
 
 // invokeBatched makes one attempt of a crypto call on h. When fewer than
-// BatchesInFlight batches are out to h, the caller sends the queue at once
-// (its own call, and any that wait), alone as its own RPC if it is the only
-// one; otherwise the call waits in h's queue for the next batch, which
-// leaves as soon as one in flight comes back. A lone caller thus makes the
-// same RPC as without batching, and callers in numbers share round trips.
+// BatchesInFlight batches are out to h, the queue leaves at once (the
+// call, and any that wait): the call alone goes as its own RPC, made by
+// its caller; two or more go in a Batch. Otherwise the call waits in h's
+// queue for the next batch, which leaves as soon as one in flight comes
+// back. A lone caller thus makes the same RPC as without batching, and
+// callers in numbers share round trips; each waits within its own
+// deadline.
 func (c *Client) invokeBatched(ctx context.Context, h *hsm, method string, args, reply any, call *hsmv1.BatchCall) error {
 	index, keyScoped := c.keyIndexes.forCall(args)
 	if !keyScoped {
@@ -134,9 +136,18 @@ func (c *Client) invokeBatched(ctx context.Context, h *hsm, method string, args,
 		batch = b.takeLocked()
 	}
 	b.mu.Unlock()
-	if batch != nil {
+	switch {
+	case len(batch) == 1:
+		// Its own call, alone: the RPC runs under the caller's context.
 		c.send(h, batch, p)
 		c.sendRest(h)
+	case len(batch) > 1:
+		// A Batch runs under AttemptTimeout, not the caller's context:
+		// the caller waits for it below, within its own deadline.
+		go func() {
+			c.send(h, batch, nil)
+			c.sendRest(h)
+		}()
 	}
 	select {
 	case <-p.done:

@@ -179,3 +179,44 @@ func TestBatchedCallerGivesUp(t *testing.T) {
 	}, opTimeout, 10*time.Millisecond, "every call is released: %+v", cl.Health())
 	require.NoError(t, roundTrip(opContext(t), api, key, []byte("still works")))
 }
+
+// TestBatchedCallersKeepTheirDeadlines checks that callers whose calls wait
+// for, or travel in, a batch to an HSM that does not answer return at their
+// own deadlines, not at the batch's AttemptTimeout.
+func TestBatchedCallersKeepTheirDeadlines(t *testing.T) {
+	c := newCluster(t)
+	cfg := config(t, c, user, password)
+	cfg.AttemptTimeout = time.Minute
+	cfg.BatchesInFlight = 1
+	proxy := newPausableProxy(t, cfg.Endpoints[0].Addr)
+	cfg.Endpoints = []client.Endpoint{{ID: cfg.Endpoints[0].ID, AZ: cfg.Endpoints[0].AZ, Addr: proxy.addr()}}
+	cl, err := client.New(opContext(t), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, cl.Close()) })
+	api := hsmv1.NewHsmServiceClient(cl)
+	key := createKey(t, api, "deadlines")
+
+	proxy.hold(requests, responses)
+	const callers, deadline = 16, 300 * time.Millisecond
+	start := time.Now()
+	var wg sync.WaitGroup
+	codes := make(chan error, callers)
+	for range callers {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			_, err := api.Encrypt(ctx, &hsmv1.EncryptRequest{Handle: key, Mechanism: gcm, Plaintext: []byte("x")})
+			codes <- err
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(codes)
+	for err := range codes {
+		require.Error(t, err)
+	}
+	require.Less(t, elapsed, cfg.AttemptTimeout/2, "callers returned at their deadlines, not the batch's")
+	proxy.release()
+	require.Eventually(t, func() bool { return roundTrip(opContext(t), api, key, []byte("after")) == nil },
+		opTimeout, 10*time.Millisecond, "the HSM serves again once it answers: %+v", cl.Health())
+}
