@@ -110,15 +110,23 @@ func (c *Client) batchCallFor(ctx context.Context, method string, args any, opts
 	return nil
 }
 
-// invokeBatched makes one attempt of a crypto call on h. When fewer than
-// BatchesInFlight batches are out to h, the queue leaves at once (the
-// call, and any that wait): the call alone goes as its own RPC, made by
-// its caller; two or more go in a Batch. Otherwise the call waits in h's
-// queue for the next batch, which leaves as soon as one in flight comes
-// back. A lone caller thus makes the same RPC as without batching, and
-// callers in numbers share round trips; each waits within its own
-// deadline.
-func (c *Client) invokeBatched(ctx context.Context, h *hsm, method string, args, reply any, call *hsmv1.BatchCall) error {
+// invokeBatched makes one attempt of a crypto call on h, whose session
+// is session. When fewer than BatchesInFlight batches are out to h and no
+// call waits, the call goes alone, as its own RPC under its caller's
+// context: a lone caller makes exactly the RPC it would without batching.
+// Otherwise it waits in h's queue for the next batch, which leaves as soon
+// as one in flight comes back; its caller waits within its own deadline.
+func (c *Client) invokeBatched(ctx context.Context, h *hsm, session, method string, args, reply any, call *hsmv1.BatchCall) error {
+	b := &h.batch
+	b.mu.Lock()
+	if b.inflight < c.cfg.BatchesInFlight && len(b.queue) == 0 {
+		b.inflight++
+		b.mu.Unlock()
+		// invokeOn releases the call.
+		err := c.invokeOn(ctx, h, session, "", method, args, reply, nil)
+		c.sendRest(h)
+		return err
+	}
 	index, keyScoped := c.keyIndexes.forCall(args)
 	if !keyScoped {
 		index = c.observed.Load()
@@ -127,25 +135,18 @@ func (c *Client) invokeBatched(ctx context.Context, h *hsm, method string, args,
 	// way while the next sets its own index.
 	call = &hsmv1.BatchCall{MinIndex: index, Request: call.GetRequest()}
 	p := &pendingCall{ctx: ctx, method: method, args: args, reply: reply, call: call, size: proto.Size(call), done: make(chan struct{})}
-	b := &h.batch
-	b.mu.Lock()
 	b.queue = append(b.queue, p)
 	var batch []*pendingCall
 	if b.inflight < c.cfg.BatchesInFlight {
+		// Calls wait although a slot is free (a sender is between two
+		// batches): this caller starts the next one.
 		b.inflight++
 		batch = b.takeLocked()
 	}
 	b.mu.Unlock()
-	switch {
-	case len(batch) == 1:
-		// Its own call, alone: the RPC runs under the caller's context.
-		c.send(h, batch, p)
-		c.sendRest(h)
-	case len(batch) > 1:
-		// A Batch runs under AttemptTimeout, not the caller's context:
-		// the caller waits for it below, within its own deadline.
+	if batch != nil {
 		go func() {
-			c.send(h, batch, nil)
+			c.send(h, batch)
 			c.sendRest(h)
 		}()
 	}
@@ -200,7 +201,7 @@ func (c *Client) sendRest(h *hsm) {
 	b.mu.Unlock()
 	go func() {
 		for batch != nil {
-			c.send(h, batch, nil)
+			c.send(h, batch)
 			b.mu.Lock()
 			if len(b.queue) == 0 {
 				b.inflight--
@@ -213,12 +214,10 @@ func (c *Client) sendRest(h *hsm) {
 	}()
 }
 
-// send makes the RPC of one batch on h and answers each of its calls: a
-// lone call goes as its own method, with its caller's context; two or more
-// go in one Batch under AttemptTimeout. own is the call of the goroutine
-// that sends, if any: only its reply may be decoded into directly, since
-// the others' callers may give up meanwhile.
-func (c *Client) send(h *hsm, batch []*pendingCall, own *pendingCall) {
+// send makes the RPC of one batch of queued calls on h and answers each
+// of them: a lone call goes as its own method, with its caller's context;
+// two or more go in one Batch under AttemptTimeout.
+func (c *Client) send(h *hsm, batch []*pendingCall) {
 	c.mu.Lock()
 	session, usable := h.session, h.usable()
 	c.mu.Unlock()
@@ -234,23 +233,27 @@ func (c *Client) send(h *hsm, batch []*pendingCall, own *pendingCall) {
 			c.release(h, session, err, false)
 			c.answer(p, nil, err)
 		}
-	case len(batch) == 1 || unsupported:
+	case len(batch) == 1:
+		c.sendAlone(h, session, batch[0])
+	case unsupported:
 		var wg sync.WaitGroup
 		for _, p := range batch {
-			wg.Go(func() {
-				reply := p.reply
-				if p != own {
-					reply = newReplyLike(p.reply)
-				}
-				// invokeOn releases the call.
-				err := c.invokeOn(p.ctx, h, session, "", p.method, p.args, reply, nil)
-				c.answer(p, reply, err)
-			})
+			wg.Go(func() { c.sendAlone(h, session, p) })
 		}
 		wg.Wait()
 	default:
 		c.sendBatch(h, session, batch)
 	}
+}
+
+// sendAlone sends a queued call as its own RPC, under its caller's
+// context, and answers it. The answer is decoded into a reply of its own:
+// the caller may have given up meanwhile.
+func (c *Client) sendAlone(h *hsm, session string, p *pendingCall) {
+	reply := newReplyLike(p.reply)
+	// invokeOn releases the call.
+	err := c.invokeOn(p.ctx, h, session, "", p.method, p.args, reply, nil)
+	c.answer(p, reply, err)
 }
 
 // sendBatch sends two or more calls in one Batch RPC and answers each.
@@ -273,7 +276,7 @@ func (c *Client) sendBatch(h *hsm, session string, batch []*pendingCall) {
 		h.batch.unsupported = true
 		h.batch.mu.Unlock()
 		c.log.Info("hsm does not serve Batch; sending its calls alone", "hsm_id", h.ep.ID)
-		c.send(h, batch, nil)
+		c.send(h, batch)
 		return
 	case err == nil && len(resp.GetResults()) != len(batch):
 		err = status.Errorf(codes.Internal, "client: HSM %s answered a batch of %d calls with %d results", h.ep.ID, len(batch), len(resp.GetResults()))

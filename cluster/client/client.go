@@ -362,7 +362,7 @@ func (c *Client) Invoke(ctx context.Context, method string, args, reply any, opt
 		tried[h] = true
 		var err error
 		if call != nil && !h.batch.isUnsupported() {
-			err = c.invokeBatched(ctx, h, method, args, reply, call)
+			err = c.invokeBatched(ctx, h, session, method, args, reply, call)
 		} else {
 			err = c.invokeOn(ctx, h, session, requestID, method, args, reply, opts)
 		}
