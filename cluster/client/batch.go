@@ -61,53 +61,57 @@ const (
 	callAnswered
 )
 
-// batchCallFor returns the BatchCall that carries a call of method with
-// args, or nil when the call must go alone: batching is off, the method is
-// not a crypto call a Batch serves, or the caller set metadata or call
-// options of its own (which a shared RPC could not honour).
-func (c *Client) batchCallFor(ctx context.Context, method string, args any, opts []grpc.CallOption) *hsmv1.BatchCall {
-	if c.cfg.Unbatched {
-		return nil
+// batchedMethods are the methods whose calls may travel in a Batch.
+var batchedMethods = map[string]bool{
+	hsmv1.HsmService_Encrypt_FullMethodName:        true,
+	hsmv1.HsmService_Decrypt_FullMethodName:        true,
+	hsmv1.HsmService_GenerateRandom_FullMethodName: true,
+	hsmv1.HsmService_Sign_FullMethodName:           true,
+	hsmv1.HsmService_Verify_FullMethodName:         true,
+	hsmv1.HsmService_GenerateMac_FullMethodName:    true,
+	hsmv1.HsmService_VerifyMac_FullMethodName:      true,
+}
+
+// batchable reports whether a call of method may travel in a Batch: not
+// when batching is off, the method is not a crypto call a Batch serves,
+// or the caller set metadata or call options of its own (which a shared
+// RPC could not honour).
+func (c *Client) batchable(ctx context.Context, method string, opts []grpc.CallOption) bool {
+	if c.cfg.Unbatched || !batchedMethods[method] {
+		return false
 	}
 	for _, o := range opts {
 		if _, static := o.(grpc.StaticMethodCallOption); !static {
-			return nil
+			return false
 		}
 	}
-	if md, ok := metadata.FromOutgoingContext(ctx); ok && md.Len() > 0 {
-		return nil
-	}
+	md, _ := metadata.FromOutgoingContext(ctx)
+	return md.Len() == 0
+}
+
+// newBatchCall returns the BatchCall that carries args with index, nil
+// when args is not a request a Batch serves.
+func newBatchCall(index uint64, args any) *hsmv1.BatchCall {
+	call := &hsmv1.BatchCall{MinIndex: index}
 	switch r := args.(type) {
 	case *hsmv1.EncryptRequest:
-		if method == hsmv1.HsmService_Encrypt_FullMethodName {
-			return &hsmv1.BatchCall{Request: &hsmv1.BatchCall_Encrypt{Encrypt: r}}
-		}
+		call.Request = &hsmv1.BatchCall_Encrypt{Encrypt: r}
 	case *hsmv1.DecryptRequest:
-		if method == hsmv1.HsmService_Decrypt_FullMethodName {
-			return &hsmv1.BatchCall{Request: &hsmv1.BatchCall_Decrypt{Decrypt: r}}
-		}
+		call.Request = &hsmv1.BatchCall_Decrypt{Decrypt: r}
 	case *hsmv1.GenerateRandomRequest:
-		if method == hsmv1.HsmService_GenerateRandom_FullMethodName {
-			return &hsmv1.BatchCall{Request: &hsmv1.BatchCall_GenerateRandom{GenerateRandom: r}}
-		}
+		call.Request = &hsmv1.BatchCall_GenerateRandom{GenerateRandom: r}
 	case *hsmv1.SignRequest:
-		if method == hsmv1.HsmService_Sign_FullMethodName {
-			return &hsmv1.BatchCall{Request: &hsmv1.BatchCall_Sign{Sign: r}}
-		}
+		call.Request = &hsmv1.BatchCall_Sign{Sign: r}
 	case *hsmv1.VerifyRequest:
-		if method == hsmv1.HsmService_Verify_FullMethodName {
-			return &hsmv1.BatchCall{Request: &hsmv1.BatchCall_Verify{Verify: r}}
-		}
+		call.Request = &hsmv1.BatchCall_Verify{Verify: r}
 	case *hsmv1.GenerateMacRequest:
-		if method == hsmv1.HsmService_GenerateMac_FullMethodName {
-			return &hsmv1.BatchCall{Request: &hsmv1.BatchCall_GenerateMac{GenerateMac: r}}
-		}
+		call.Request = &hsmv1.BatchCall_GenerateMac{GenerateMac: r}
 	case *hsmv1.VerifyMacRequest:
-		if method == hsmv1.HsmService_VerifyMac_FullMethodName {
-			return &hsmv1.BatchCall{Request: &hsmv1.BatchCall_VerifyMac{VerifyMac: r}}
-		}
+		call.Request = &hsmv1.BatchCall_VerifyMac{VerifyMac: r}
+	default:
+		return nil
 	}
-	return nil
+	return call
 }
 
 // invokeBatched makes one attempt of a crypto call on h, whose session
@@ -116,7 +120,7 @@ func (c *Client) batchCallFor(ctx context.Context, method string, args any, opts
 // context: a lone caller makes exactly the RPC it would without batching.
 // Otherwise it waits in h's queue for the next batch, which leaves as soon
 // as one in flight comes back; its caller waits within its own deadline.
-func (c *Client) invokeBatched(ctx context.Context, h *hsm, session, method string, args, reply any, call *hsmv1.BatchCall) error {
+func (c *Client) invokeBatched(ctx context.Context, h *hsm, session, method string, args, reply any) error {
 	b := &h.batch
 	b.mu.Lock()
 	if b.inflight < c.cfg.BatchesInFlight && len(b.queue) == 0 {
@@ -131,9 +135,13 @@ func (c *Client) invokeBatched(ctx context.Context, h *hsm, session, method stri
 	if !keyScoped {
 		index = c.observed.Load()
 	}
-	// A copy per attempt: an abandoned attempt's call may still be on its
-	// way while the next sets its own index.
-	call = &hsmv1.BatchCall{MinIndex: index, Request: call.GetRequest()}
+	// One per attempt: an abandoned attempt's call may still be on its way
+	// while the next carries its own index.
+	call := newBatchCall(index, args)
+	if call == nil {
+		b.mu.Unlock()
+		return c.invokeOn(ctx, h, session, "", method, args, reply, nil)
+	}
 	p := &pendingCall{ctx: ctx, method: method, args: args, reply: reply, call: call, size: proto.Size(call), done: make(chan struct{})}
 	b.queue = append(b.queue, p)
 	var batch []*pendingCall

@@ -334,7 +334,7 @@ func (c *Client) Invoke(ctx context.Context, method string, args, reply any, opt
 		}
 		requestID = id
 	}
-	call := c.batchCallFor(ctx, method, args, opts)
+	batch := c.batchable(ctx, method, opts)
 	tried := make(map[*hsm]bool, 4)
 	var lastErr error
 	for attempt := 0; attempt < c.cfg.MaxAttempts; {
@@ -361,8 +361,8 @@ func (c *Client) Invoke(ctx context.Context, method string, args, reply any, opt
 		attempt++
 		tried[h] = true
 		var err error
-		if call != nil && !h.batch.isUnsupported() {
-			err = c.invokeBatched(ctx, h, session, method, args, reply, call)
+		if batch && !h.batch.isUnsupported() {
+			err = c.invokeBatched(ctx, h, session, method, args, reply)
 		} else {
 			err = c.invokeOn(ctx, h, session, requestID, method, args, reply, opts)
 		}
