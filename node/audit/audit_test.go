@@ -251,20 +251,7 @@ func TestConcurrentRecord(t *testing.T) {
 	const goroutines, each = 8, 50
 	path := filepath.Join(t.TempDir(), "audit.log")
 	l := mustOpen(t, path, audit.WithSync(false))
-	var wg sync.WaitGroup
-	errs := make(chan error, goroutines*each)
-	for g := range goroutines {
-		wg.Go(func() {
-			for i := range each {
-				errs <- l.Record(event(g*each + i))
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
+	recordConcurrently(t, l, goroutines, each)
 	require.NoError(t, l.Close())
 
 	requireEachEventOnce(t, path, goroutines*each)
@@ -370,6 +357,26 @@ func TestOpenCorruptTail(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, int(tt.wantSeq), n)
 		})
+	}
+}
+
+// recordConcurrently records goroutines*each distinct events, each writer
+// its own share, and requires every Record to succeed.
+func recordConcurrently(t *testing.T, l *audit.Log, goroutines, each int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines*each)
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				errs <- l.Record(event(g*each + i))
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
 	}
 }
 

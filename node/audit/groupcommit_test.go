@@ -26,20 +26,7 @@ func TestGroupCommitConcurrentDurable(t *testing.T) {
 		time.Sleep(200 * time.Microsecond) // a disk, so that writers pile up behind it
 		return f.Sync()
 	}))
-	var wg sync.WaitGroup
-	errs := make(chan error, goroutines*each)
-	for g := range goroutines {
-		wg.Go(func() {
-			for i := range each {
-				errs <- l.Record(event(g*each + i))
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
+	recordConcurrently(t, l, goroutines, each)
 	records := int64(goroutines * each)
 	t.Logf("%d records, %d fsyncs", records, syncs.Load())
 	require.Less(t, syncs.Load(), records/2, "concurrent writers share fsyncs")
