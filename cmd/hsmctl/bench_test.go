@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -115,8 +118,56 @@ func TestBenchAgainstDeployment(t *testing.T) {
 	require.Equal(t, uint64(200), floor.Requests)
 	require.Positive(t, floor.ThroughputVsFirst)
 
+	t.Run("compare with moto_server", func(t *testing.T) {
+		moto := startMoto(t)
+		var rep loadgen.Report
+		out := hsmctl(t, "bench", "--dir", dir, "--requests", "100", "--concurrency", "4", "--warmup", "0",
+			"--custom-key-store-id", up.KMS.CustomKeyStoreID, "--compare", moto, "--quiet", "--output", "json")
+		require.NoError(t, json.Unmarshal([]byte(out), &rep))
+		require.Len(t, rep.Targets, 2)
+		a, b := rep.Targets[0], rep.Targets[1]
+		require.Equal(t, up.KMS.Endpoint, a.Endpoint)
+		require.Equal(t, moto, b.Endpoint)
+		for _, tg := range rep.Targets {
+			require.Equal(t, uint64(100), tg.Requests, tg.Endpoint)
+			require.Zero(t, tg.Errors, "%s: %v", tg.Endpoint, tg.ErrorsByCode)
+			require.Positive(t, tg.OpsPerSec, tg.Endpoint)
+		}
+		require.InDelta(t, b.OpsPerSec/a.OpsPerSec, b.ThroughputVsFirst, 1e-9, "the ratio is B's throughput over A's")
+	})
+
 	// Decrypt of a blob made with the key created for the run, in text.
 	text := hsmctl(t, "bench", "--dir", dir, "--op", "decrypt", "--requests", "50", "--concurrency", "4", "--warmup", "0", "--quiet")
 	require.Contains(t, text, "decrypt, 64-byte payload")
 	require.True(t, strings.Contains(text, " 50 ") && strings.Contains(text, up.KMS.Endpoint), text)
+}
+
+// startMoto runs moto_server on a free loopback port until the test ends
+// and returns its URL; the test skips when moto is not installed.
+func startMoto(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("moto_server")
+	if err != nil {
+		t.Skip("moto_server is not installed (pip install 'moto[server]')")
+	}
+	addr, err := freeLoopback()
+	require.NoError(t, err)
+	host, port, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	cmd := exec.Command(bin, "-H", host, "-p", port)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	url := "http://" + addr
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(url + "/moto-api/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	}, 30*time.Second, 100*time.Millisecond, "moto_server at %s did not start", url)
+	return url
 }
