@@ -33,9 +33,6 @@ type batcher struct {
 	mu       sync.Mutex
 	queue    []*pendingCall
 	inflight int
-	// unsupported is set when the HSM answered a Batch with Unimplemented:
-	// calls then go to it alone.
-	unsupported bool
 }
 
 // pendingCall is one caller's crypto call waiting for, or travelling in, a
@@ -171,13 +168,6 @@ func (c *Client) invokeBatched(ctx context.Context, h *hsm, session, method stri
 	}
 }
 
-// isUnsupported reports whether the HSM refused Batch.
-func (b *batcher) isUnsupported() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.unsupported
-}
-
 // takeLocked removes from the queue the calls of the next batch: up to
 // maxBatchCalls and maxBatchBytes, at least one. b.mu must be held.
 func (b *batcher) takeLocked() []*pendingCall {
@@ -229,10 +219,6 @@ func (c *Client) send(h *hsm, batch []*pendingCall) {
 	c.mu.Lock()
 	session, usable := h.session, h.usable()
 	c.mu.Unlock()
-	b := &h.batch
-	b.mu.Lock()
-	unsupported := b.unsupported
-	b.mu.Unlock()
 	switch {
 	case !usable:
 		// The HSM failed while the calls queued: they go elsewhere.
@@ -243,12 +229,6 @@ func (c *Client) send(h *hsm, batch []*pendingCall) {
 		}
 	case len(batch) == 1:
 		c.sendAlone(h, session, batch[0])
-	case unsupported:
-		var wg sync.WaitGroup
-		for _, p := range batch {
-			wg.Go(func() { c.sendAlone(h, session, p) })
-		}
-		wg.Wait()
 	default:
 		c.sendBatch(h, session, batch)
 	}
@@ -274,22 +254,10 @@ func (c *Client) sendBatch(h *hsm, session string, batch []*pendingCall) {
 	actx, cancel := context.WithTimeout(c.ctx, c.cfg.AttemptTimeout)
 	md := metadata.Pairs(metadataSession, session)
 	err := h.conn.Invoke(metadata.NewOutgoingContext(actx, md), hsmv1.HsmService_Batch_FullMethodName, req, &resp)
-	stalled := status.Code(err) == codes.DeadlineExceeded && actx.Err() != nil && c.ctx.Err() == nil
+	stalled, err := c.stalledAttempt(h, actx, c.ctx, err)
 	cancel()
-	switch {
-	case status.Code(err) == codes.Unimplemented:
-		// An HSM without Batch (an older build): its calls go alone from
-		// now on, and these are sent again that way.
-		h.batch.mu.Lock()
-		h.batch.unsupported = true
-		h.batch.mu.Unlock()
-		c.log.Info("hsm does not serve Batch; sending its calls alone", "hsm_id", h.ep.ID)
-		c.send(h, batch)
-		return
-	case err == nil && len(resp.GetResults()) != len(batch):
+	if err == nil && len(resp.GetResults()) != len(batch) {
 		err = status.Errorf(codes.Internal, "client: HSM %s answered a batch of %d calls with %d results", h.ep.ID, len(batch), len(resp.GetResults()))
-	case stalled:
-		err = status.Errorf(codes.DeadlineExceeded, "client: no answer from HSM %s within %v: %v", h.ep.ID, c.cfg.AttemptTimeout, err)
 	}
 	c.mu.Lock()
 	h.batched += uint64(len(batch))

@@ -361,7 +361,7 @@ func (c *Client) Invoke(ctx context.Context, method string, args, reply any, opt
 		attempt++
 		tried[h] = true
 		var err error
-		if batch && !h.batch.isUnsupported() {
+		if batch {
 			err = c.invokeBatched(ctx, h, session, method, args, reply)
 		} else {
 			err = c.invokeOn(ctx, h, session, requestID, method, args, reply, opts)
@@ -456,9 +456,7 @@ func (c *Client) invokeOn(ctx context.Context, h *hsm, session, requestID, metho
 	callOpts := append(append(make([]grpc.CallOption, 0, len(opts)+1), opts...), grpc.Header(&header))
 	actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
 	err := h.conn.Invoke(metadata.NewOutgoingContext(actx, md), method, args, reply, callOpts...)
-	// The attempt's own deadline passed, not the caller's: the HSM did not
-	// answer in time (paused, overloaded, or cut off without a reset).
-	stalled := status.Code(err) == codes.DeadlineExceeded && actx.Err() != nil && ctx.Err() == nil
+	stalled, err := c.stalledAttempt(h, actx, ctx, err)
 	cancel()
 	if v := header.Get(metadataIndex); len(v) == 1 {
 		if index, perr := strconv.ParseUint(v[0], 10, 64); perr == nil {
@@ -473,11 +471,20 @@ func (c *Client) invokeOn(ctx context.Context, h *hsm, session, requestID, metho
 		c.leader = v[0]
 		c.mu.Unlock()
 	}
-	if stalled {
-		err = status.Errorf(codes.DeadlineExceeded, "client: no answer from HSM %s within %v: %v", h.ep.ID, c.cfg.AttemptTimeout, err)
-	}
 	c.release(h, session, err, stalled)
 	return err
+}
+
+// stalledAttempt reports whether an attempt on h under actx, made for a
+// caller whose context is ctx, failed because actx's own deadline passed
+// and not the caller's: the HSM did not answer in time (paused,
+// overloaded, or cut off without a reset). It then returns err reworded
+// to say so.
+func (c *Client) stalledAttempt(h *hsm, actx, ctx context.Context, err error) (bool, error) {
+	if status.Code(err) != codes.DeadlineExceeded || actx.Err() == nil || ctx.Err() != nil {
+		return false, err
+	}
+	return true, status.Errorf(codes.DeadlineExceeded, "client: no answer from HSM %s within %v: %v", h.ep.ID, c.cfg.AttemptTimeout, err)
 }
 
 // release ends an attempt on h: the request is no longer outstanding, a
