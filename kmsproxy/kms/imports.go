@@ -507,7 +507,8 @@ func dropMaterial(k *store.Key) {
 // expireImports deletes the imported material whose ValidTo has passed
 // (the key turns PendingImport) and the wrapping key pairs of expired
 // import parameters (whose record stays, so that their token is reported
-// expired rather than invalid).
+// expired rather than invalid). It reads only the keys whose due date
+// has come (store.Key.DueDate covers both expiries).
 func (s *Service) expireImports(ctx context.Context, now time.Time) error {
 	expired := func(k *store.Key) (material, params bool) {
 		if k.Origin != store.OriginExternal {
@@ -520,7 +521,7 @@ func (s *Service) expireImports(ctx context.Context, now time.Time) error {
 	}
 	due := false
 	if err := s.db.View(func(tx *store.Tx) error {
-		keys, err := tx.Keys()
+		keys, err := tx.KeysDueBy(now)
 		for _, k := range keys {
 			if m, p := expired(k); m || p {
 				due = true
@@ -537,7 +538,7 @@ func (s *Service) expireImports(ctx context.Context, now time.Time) error {
 	)
 	err := s.db.Update(func(tx *store.Tx) error {
 		materials, wrapping, ids = nil, nil, nil
-		keys, err := tx.Keys()
+		keys, err := tx.KeysDueBy(now)
 		if err != nil {
 			return err
 		}

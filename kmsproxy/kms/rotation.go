@@ -265,7 +265,9 @@ func (s *Service) rotate(ctx context.Context, op, id, rotationType string, at ti
 
 // rotateDue runs the automatic rotations that are due: Enabled keys whose
 // next rotation date has passed rotate once (a disabled key rotates when
-// it is enabled again; a key pending deletion does not rotate).
+// it is enabled again; a key pending deletion does not rotate). It reads
+// only the keys whose due date has come (store.Key.DueDate covers the next
+// rotation date of a key with rotation on).
 func (s *Service) rotateDue(ctx context.Context, now time.Time) error {
 	due := func(k *store.Key) bool {
 		return k.RotationEnabled && k.State == store.KeyEnabled && k.Origin == store.OriginAWSKMS && isSymmetric(k) &&
@@ -273,7 +275,7 @@ func (s *Service) rotateDue(ctx context.Context, now time.Time) error {
 	}
 	var ids []string
 	if err := s.db.View(func(tx *store.Tx) error {
-		keys, err := tx.Keys()
+		keys, err := tx.KeysDueBy(now)
 		for _, k := range keys {
 			if due(k) {
 				ids = append(ids, k.ID)

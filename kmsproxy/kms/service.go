@@ -333,12 +333,13 @@ func (s *Service) sweeper() {
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	now := s.clock.Now()
 	due := func(k *store.Key) bool { return k.State == store.KeyPendingDeletion && !k.DeletionDate.After(now) }
-	// Look first, in a read-only transaction: a write transaction over
-	// every key would hold the writers up (and cost a commit) for nothing
-	// on most sweeps.
+	// Look first, in a read-only transaction: a write transaction would
+	// hold the writers up (and cost a commit) for nothing on most sweeps.
+	// Either reads only the keys whose due date has come (store.Key.DueDate
+	// covers a deletion date), not every key.
 	anyDue := false
 	err := s.db.View(func(tx *store.Tx) error {
-		keys, err := tx.Keys()
+		keys, err := tx.KeysDueBy(now)
 		anyDue = slices.ContainsFunc(keys, due)
 		return err
 	})
@@ -346,7 +347,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	if err == nil && anyDue {
 		err = s.db.Update(func(tx *store.Tx) error {
 			deleted = nil
-			keys, err := tx.Keys()
+			keys, err := tx.KeysDueBy(now)
 			if err != nil {
 				return err
 			}

@@ -26,5 +26,8 @@
 // Listings are in creation order, then id, through index buckets keyed
 // by the big-endian creation time: no counter to keep, and a marker (the
 // hex of the next index key) stays valid when records before or after it
-// change. Aliases list by name; grants by key, then creation.
+// change. Aliases list by name; grants by key, then creation. Keys are
+// also indexed by their due date (Key.DueDate: a deletion date, the next
+// rotation, an import's expiry), so that the sweeper reads only the keys
+// that time has made due, not every key every ten seconds.
 package store

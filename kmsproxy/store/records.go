@@ -83,6 +83,36 @@ func (k *Key) OnDemandRotations() int {
 	return n
 }
 
+// DueDate is the earliest date at which the passing of time alone can
+// change the key, and false when there is none: its deletion date while
+// PendingDeletion, its next automatic rotation while rotation is on, the
+// expiry of its current imported material and of its import parameters.
+// The sweeper reads only the keys whose DueDate has come (Tx.KeysDueBy),
+// so DueDate must be no later than any date at which the sweeper would
+// act on the key; an earlier one only costs the sweeper a read.
+func (k *Key) DueDate() (time.Time, bool) {
+	var due time.Time
+	found := false
+	consider := func(t time.Time) {
+		if !found || t.Before(due) {
+			due, found = t, true
+		}
+	}
+	if k.State == KeyPendingDeletion {
+		consider(k.DeletionDate)
+	}
+	if k.RotationEnabled {
+		consider(k.NextRotationDate)
+	}
+	if cur, ok := k.Current(); ok && !cur.ValidTo.IsZero() {
+		consider(cur.ValidTo)
+	}
+	if k.Import != nil && k.Import.PrivateHandle != 0 {
+		consider(k.Import.ValidTo)
+	}
+	return due, found
+}
+
 // Rotation types (botocore RotationType).
 const (
 	RotationAutomatic = "AUTOMATIC"

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -25,26 +26,29 @@ var (
 	ErrInvalidRecord = errors.New("store: invalid record")
 )
 
-// schemaVersion is the layout version kept in the meta bucket.
-const schemaVersion = "1"
+// schemaVersion is the layout version kept in the meta bucket. Version 2
+// added the keys_by_due index; Open builds it for a version 1 file.
+const schemaVersion = "2"
 
 // Bucket names. The *ByCreation buckets index records by creation time
 // then id (an 8-byte big-endian Unix nanosecond time and the id), which
 // is the listing order; aliasesByKey indexes aliases by target key
 // ("<key id>\x00<alias name>"); grantsByKey indexes grants by key, then
-// creation ("<key id>\x00" and a creation index).
+// creation ("<key id>\x00" and a creation index); keysByDue indexes the
+// keys that have a DueDate by that date, then id.
 var (
 	bucketMeta              = []byte("meta")
 	bucketKeys              = []byte("keys")
 	bucketKeysByCreation    = []byte("keys_by_creation")
+	bucketKeysByDue         = []byte("keys_by_due")
 	bucketAliases           = []byte("aliases")
 	bucketAliasesByKey      = []byte("aliases_by_key")
 	bucketKeyStores         = []byte("custom_key_stores")
 	bucketKeyStoresByCreate = []byte("custom_key_stores_by_creation")
 	bucketGrants            = []byte("grants")
 	bucketGrantsByKey       = []byte("grants_by_key")
-	allBuckets              = [][]byte{bucketMeta, bucketKeys, bucketKeysByCreation, bucketAliases, bucketAliasesByKey,
-		bucketKeyStores, bucketKeyStoresByCreate, bucketGrants, bucketGrantsByKey}
+	allBuckets              = [][]byte{bucketMeta, bucketKeys, bucketKeysByCreation, bucketKeysByDue, bucketAliases,
+		bucketAliasesByKey, bucketKeyStores, bucketKeyStoresByCreate, bucketGrants, bucketGrantsByKey}
 )
 
 // Store is the endpoint's durable metadata: one bbolt file of JSON
@@ -80,6 +84,11 @@ func Open(path string) (*Store, error) {
 		switch v := meta.Get([]byte("schema")); {
 		case v == nil:
 			return meta.Put([]byte("schema"), []byte(schemaVersion))
+		case string(v) == "1":
+			if err := indexDueDates(tx); err != nil {
+				return fmt.Errorf("store: %s: upgrade to schema %s: %w", path, schemaVersion, err)
+			}
+			return meta.Put([]byte("schema"), []byte(schemaVersion))
 		case string(v) != schemaVersion:
 			return fmt.Errorf("store: %s has schema %q; this version reads %q", path, v, schemaVersion)
 		}
@@ -95,6 +104,22 @@ func Open(path string) (*Store, error) {
 		return nil
 	})
 	return &Store{db: db, cache: newRecordCache(committed)}, nil
+}
+
+// indexDueDates fills keysByDue from every key (a schema 1 file has no
+// such index).
+func indexDueDates(tx *bolt.Tx) error {
+	due := tx.Bucket(bucketKeysByDue)
+	return tx.Bucket(bucketKeys).ForEach(func(id, v []byte) error {
+		var k Key
+		if err := json.Unmarshal(v, &k); err != nil {
+			return fmt.Errorf("corrupt record %s/%s: %w", bucketKeys, id, err)
+		}
+		if at, ok := k.DueDate(); ok {
+			return due.Put(timeIndex(at, k.ID), nil)
+		}
+		return nil
+	})
 }
 
 func createBuckets(tx *bolt.Tx) error {
@@ -183,14 +208,31 @@ func (t *Tx) PutKey(k *Key) error {
 	}
 	t.cache.markDirty(t, recordID{kindKey, k.ID})
 	if old, err := t.Key(k.ID); err == nil {
-		if err := t.tx.Bucket(bucketKeysByCreation).Delete(creationIndex(old.CreationDate, old.ID)); err != nil {
+		if err := t.unindexKey(old); err != nil {
 			return err
 		}
 	}
-	if err := t.tx.Bucket(bucketKeysByCreation).Put(creationIndex(k.CreationDate, k.ID), nil); err != nil {
+	if err := t.tx.Bucket(bucketKeysByCreation).Put(timeIndex(k.CreationDate, k.ID), nil); err != nil {
 		return err
 	}
+	if at, ok := k.DueDate(); ok {
+		if err := t.tx.Bucket(bucketKeysByDue).Put(timeIndex(at, k.ID), nil); err != nil {
+			return err
+		}
+	}
 	return t.put(bucketKeys, k.ID, k)
+}
+
+// unindexKey deletes a key's entries in the keysByCreation and keysByDue
+// indexes.
+func (t *Tx) unindexKey(k *Key) error {
+	if err := t.tx.Bucket(bucketKeysByCreation).Delete(timeIndex(k.CreationDate, k.ID)); err != nil {
+		return err
+	}
+	if at, ok := k.DueDate(); ok {
+		return t.tx.Bucket(bucketKeysByDue).Delete(timeIndex(at, k.ID))
+	}
+	return nil
 }
 
 // DeleteKey deletes a key, every alias that names it and its grants.
@@ -218,7 +260,7 @@ func (t *Tx) DeleteKey(id string) error {
 			return err
 		}
 	}
-	if err := t.tx.Bucket(bucketKeysByCreation).Delete(creationIndex(k.CreationDate, k.ID)); err != nil {
+	if err := t.unindexKey(k); err != nil {
 		return err
 	}
 	return t.tx.Bucket(bucketKeys).Delete([]byte(id))
@@ -228,6 +270,23 @@ func (t *Tx) DeleteKey(id string) error {
 func (t *Tx) Keys() ([]*Key, error) {
 	keys, _, err := t.ListKeys("", 0)
 	return keys, err
+}
+
+// KeysDueBy returns the keys whose DueDate is at or before now, earliest
+// first: the only keys in which the passing of time to now can have made
+// something due. It reads no other key.
+func (t *Tx) KeysDueBy(now time.Time) ([]*Key, error) {
+	var out []*Key
+	end := timeIndex(now, "")
+	c := t.tx.Bucket(bucketKeysByDue).Cursor()
+	for ik, _ := c.First(); ik != nil && bytes.Compare(ik[:8], end) <= 0; ik, _ = c.Next() {
+		k, err := t.Key(string(ik[8:]))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
 }
 
 // ListKeys returns up to limit keys (every key when limit ≤ 0) in listing
@@ -340,11 +399,11 @@ func (t *Tx) PutCustomKeyStore(c *CustomKeyStore) error {
 	t.cache.markDirty(t, recordID{kindKeyStore, c.ID})
 	idx := t.tx.Bucket(bucketKeyStoresByCreate)
 	if old, err := t.CustomKeyStore(c.ID); err == nil {
-		if err := idx.Delete(creationIndex(old.CreationDate, old.ID)); err != nil {
+		if err := idx.Delete(timeIndex(old.CreationDate, old.ID)); err != nil {
 			return err
 		}
 	}
-	if err := idx.Put(creationIndex(c.CreationDate, c.ID), nil); err != nil {
+	if err := idx.Put(timeIndex(c.CreationDate, c.ID), nil); err != nil {
 		return err
 	}
 	return t.put(bucketKeyStores, c.ID, c)
@@ -357,7 +416,7 @@ func (t *Tx) DeleteCustomKeyStore(id string) error {
 		return err
 	}
 	t.cache.markDirty(t, recordID{kindKeyStore, id})
-	if err := t.tx.Bucket(bucketKeyStoresByCreate).Delete(creationIndex(c.CreationDate, c.ID)); err != nil {
+	if err := t.tx.Bucket(bucketKeyStoresByCreate).Delete(timeIndex(c.CreationDate, c.ID)); err != nil {
 		return err
 	}
 	return t.tx.Bucket(bucketKeyStores).Delete([]byte(id))
@@ -518,17 +577,33 @@ func (t *Tx) put(bucket []byte, id string, v any) error {
 	return t.tx.Bucket(bucket).Put([]byte(id), b)
 }
 
-// creationIndex is the listing-order index key: the creation time (Unix
-// nanoseconds, big endian, so that byte order is time order) and the id.
-func creationIndex(created time.Time, id string) []byte {
+// timeIndex is the key of a record in an index by time (listing order by
+// creation, keys by due date): the time (Unix nanoseconds, big endian, so
+// that byte order is time order) and the id. Times before 1970 or after
+// 2262, which Unix nanoseconds cannot hold, take the nearest end.
+func timeIndex(at time.Time, id string) []byte {
+	var ns uint64
+	switch {
+	case at.Before(minIndexTime):
+	case at.After(maxIndexTime):
+		ns = uint64(maxIndexTime.UnixNano())
+	default:
+		ns = uint64(at.UnixNano())
+	}
 	b := make([]byte, 8, 8+len(id))
-	binary.BigEndian.PutUint64(b, uint64(created.UnixNano()))
+	binary.BigEndian.PutUint64(b, ns)
 	return append(b, id...)
 }
 
+// The range of times that timeIndex keeps apart.
+var (
+	minIndexTime = time.Unix(0, 0)
+	maxIndexTime = time.Unix(0, math.MaxInt64)
+)
+
 // grantIndex is a grant's key in grantsByKey.
 func grantIndex(g *Grant) []byte {
-	return append([]byte(g.KeyID+"\x00"), creationIndex(g.CreationDate, g.ID)...)
+	return append([]byte(g.KeyID+"\x00"), timeIndex(g.CreationDate, g.ID)...)
 }
 
 func aliasIndex(keyID, name string) []byte {
