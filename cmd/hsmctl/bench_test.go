@@ -118,22 +118,44 @@ func TestBenchAgainstDeployment(t *testing.T) {
 	require.Equal(t, uint64(200), floor.Requests)
 	require.Positive(t, floor.ThroughputVsFirst)
 
+	// Every workload, with each client, against the real endpoint: what
+	// the floor answers with canned bodies, hsmsim must accept too.
+	for _, client := range []loadgen.Client{loadgen.ClientSDK, loadgen.ClientRaw} {
+		for _, op := range loadgen.Ops {
+			t.Run(string(client)+"/"+string(op), func(t *testing.T) {
+				var rep loadgen.Report
+				out := hsmctl(t, "bench", "--dir", dir, "--op", string(op), "--client", string(client),
+					"--requests", "20", "--concurrency", "4", "--warmup", "0",
+					"--custom-key-store-id", up.KMS.CustomKeyStoreID, "--quiet", "--output", "json")
+				require.NoError(t, json.Unmarshal([]byte(out), &rep))
+				require.Len(t, rep.Targets, 1)
+				a := rep.Targets[0]
+				require.Equal(t, uint64(20), a.Requests)
+				require.Zero(t, a.Errors, "%v", a.ErrorsByCode)
+				require.Positive(t, a.OpsPerSec)
+			})
+		}
+	}
+
 	t.Run("compare with moto_server", func(t *testing.T) {
 		moto := startMoto(t)
-		var rep loadgen.Report
-		out := hsmctl(t, "bench", "--dir", dir, "--requests", "100", "--concurrency", "4", "--warmup", "0",
-			"--custom-key-store-id", up.KMS.CustomKeyStoreID, "--compare", moto, "--quiet", "--output", "json")
-		require.NoError(t, json.Unmarshal([]byte(out), &rep))
-		require.Len(t, rep.Targets, 2)
-		a, b := rep.Targets[0], rep.Targets[1]
-		require.Equal(t, up.KMS.Endpoint, a.Endpoint)
-		require.Equal(t, moto, b.Endpoint)
-		for _, tg := range rep.Targets {
-			require.Equal(t, uint64(100), tg.Requests, tg.Endpoint)
-			require.Zero(t, tg.Errors, "%s: %v", tg.Endpoint, tg.ErrorsByCode)
-			require.Positive(t, tg.OpsPerSec, tg.Endpoint)
+		for _, client := range []loadgen.Client{loadgen.ClientSDK, loadgen.ClientRaw} {
+			var rep loadgen.Report
+			out := hsmctl(t, "bench", "--dir", dir, "--requests", "100", "--concurrency", "4", "--warmup", "0",
+				"--client", string(client), "--custom-key-store-id", up.KMS.CustomKeyStoreID, "--compare", moto,
+				"--quiet", "--output", "json")
+			require.NoError(t, json.Unmarshal([]byte(out), &rep))
+			require.Len(t, rep.Targets, 2)
+			a, b := rep.Targets[0], rep.Targets[1]
+			require.Equal(t, up.KMS.Endpoint, a.Endpoint)
+			require.Equal(t, moto, b.Endpoint)
+			for _, tg := range rep.Targets {
+				require.Equal(t, uint64(100), tg.Requests, "%s, %s client", tg.Endpoint, client)
+				require.Zero(t, tg.Errors, "%s, %s client: %v", tg.Endpoint, client, tg.ErrorsByCode)
+				require.Positive(t, tg.OpsPerSec, tg.Endpoint)
+			}
+			require.InDelta(t, b.OpsPerSec/a.OpsPerSec, b.ThroughputVsFirst, 1e-9, "the ratio is B's throughput over A's")
 		}
-		require.InDelta(t, b.OpsPerSec/a.OpsPerSec, b.ThroughputVsFirst, 1e-9, "the ratio is B's throughput over A's")
 	})
 
 	// Decrypt of a blob made with the key created for the run, in text.
