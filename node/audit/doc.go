@@ -61,10 +61,12 @@
 //
 // The fsyncs are shared (group commit). Lines are appended, and chained, under the log's lock,
 // which is never held across an fsync; one Record at a time fsyncs, outside that lock, and
-// that fsync covers every line written before it began. The Records that wrote while it ran
-// wait for it to finish, then one of them fsyncs once for all of them, and the others find
-// their lines covered and return. With n concurrent writers a burst of events costs about two
-// fsyncs instead of n, and the order and content of the lines, and so the chain, are exactly
+// that fsync covers every line written before it began. Before it begins, the syncing Record
+// yields once (runtime.Gosched), so that the Records ready to run at the same moment write
+// their lines first and share its fsync. The Records that wrote while it ran wait for it to
+// finish, then one of them fsyncs once for all of them, and the others find their lines
+// covered and return. With n concurrent writers a burst of events costs one or two fsyncs
+// instead of n, and the order and content of the lines, and so the chain, are exactly
 // those of one writer at a time. With one writer at a time nothing changes: one fsync per
 // event (a fraction of a millisecond to several milliseconds, depending on the disk). Tests and
 // benchmarks may turn the fsync off.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -68,6 +69,43 @@ func TestGroupCommitOneFsyncCoversWaiters(t *testing.T) {
 		require.NoError(t, <-done)
 	}
 	require.Equal(t, int64(2), syncs.Load(), "one fsync for the first line, one for the %d after it", waiters)
+}
+
+// TestGroupCommitReadyRecordsShareOneFsync starts, round after round, writers that become ready
+// to run at the same moment, as the handlers of one Raft batch do, on one P: the first to fsync
+// yields before it does, the others write their lines, and its fsync covers them all. Without
+// the yield each round takes two fsyncs (the first writer's alone, then the others'); a
+// syscall hand-off can still split a round, so the test asks that most rounds take one.
+func TestGroupCommitReadyRecordsShareOneFsync(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const rounds, writers = 40, 8
+	path := filepath.Join(t.TempDir(), "audit.log")
+	var syncs atomic.Int64
+	l := mustOpen(t, path, audit.WithFsync(func(f *os.File) error {
+		syncs.Add(1)
+		return f.Sync()
+	}))
+	for r := range rounds {
+		gate := make(chan struct{})
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for i := range writers {
+			wg.Go(func() {
+				<-gate
+				errs <- l.Record(event(r*writers + i))
+			})
+		}
+		close(gate)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+	}
+	t.Logf("%d rounds of %d ready writers: %d fsyncs", rounds, writers, syncs.Load())
+	require.LessOrEqual(t, syncs.Load(), int64(rounds*3/2), "most rounds share one fsync")
+	require.NoError(t, l.Close())
+	requireEachEventOnce(t, path, rounds*writers)
 }
 
 // TestGroupCommitCrashReopen simulates a machine crash: the "disk" is what the file held at

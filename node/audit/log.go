@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -188,6 +189,11 @@ func (l *Log) waitDurable(seq uint64) error {
 	if l.synced >= seq {
 		return nil
 	}
+	// Let the Records that are ready to run write their lines first, so that this fsync
+	// covers them too: the requests of one Raft batch are answered together, and without
+	// this the first of them would fsync alone and the others queue for a second fsync.
+	// With nothing else to run, Gosched returns at once.
+	runtime.Gosched()
 	l.mu.Lock()
 	f, target, broken := l.f, l.seq, l.broken
 	l.mu.Unlock()
