@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 )
 
@@ -15,7 +16,8 @@ var errBatchFailed = errors.New("store: a call of the batch failed")
 // commit. While one transaction commits, the calls that arrive queue, and
 // the next transaction takes them all, so that N concurrent writers pay
 // one commit (two fsyncs in bbolt) instead of N, with no timer: a lone
-// call runs at once.
+// call runs at once. Before each transaction the batcher yields once, so
+// that callers ready at the same moment join it.
 type batcher struct {
 	mu      sync.Mutex
 	pending []*batchCall
@@ -55,6 +57,12 @@ func (s *Store) Batch(f func(*Tx) error) error {
 func (s *Store) runBatches() {
 	b := &s.batch
 	for {
+		// Let the callers that are ready to run queue first, so that they
+		// share this transaction: the CreateKeys whose HSM keys one Raft
+		// batch made are answered together, and without this the first of
+		// them would commit alone and the others wait for a second commit.
+		// With nothing else to run, Gosched returns at once.
+		runtime.Gosched()
 		b.mu.Lock()
 		calls := b.pending
 		if len(calls) > maxBatch {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -52,4 +53,44 @@ func TestBatch(t *testing.T) {
 	check(s)
 	require.NoError(t, s.Close())
 	check(mustOpen(t, path))
+}
+
+// TestBatchReadyCallersShareOneCommit starts, round after round, callers
+// that become ready at the same moment, as the CreateKeys answered by one
+// Raft batch do, on one P: they share one transaction. Without the
+// batcher's yield each round takes two (the first caller's alone, then the
+// others'); a syscall hand-off can still split a round, so the test asks
+// that most rounds take one.
+func TestBatchReadyCallersShareOneCommit(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	s := mustOpen(t, filepath.Join(t.TempDir(), "kms.db"))
+	const rounds, callers = 30, 8
+	var (
+		mu  sync.Mutex
+		txs = map[*store.Tx]bool{}
+	)
+	for r := range rounds {
+		gate := make(chan struct{})
+		var wg sync.WaitGroup
+		errs := make(chan error, callers)
+		for i := range callers {
+			wg.Go(func() {
+				<-gate
+				errs <- s.Batch(func(tx *store.Tx) error {
+					mu.Lock()
+					txs[tx] = true
+					mu.Unlock()
+					return tx.PutKey(testKey(fmt.Sprintf("k%02d-%d", r, i), t0))
+				})
+			})
+		}
+		close(gate)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+	}
+	t.Logf("%d rounds of %d ready callers: %d transactions", rounds, callers, len(txs))
+	require.LessOrEqual(t, len(txs), rounds*3/2, "most rounds share one transaction")
 }
