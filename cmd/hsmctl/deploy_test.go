@@ -80,6 +80,18 @@ func TestUpFaultsDown(t *testing.T) {
 		}
 	})
 	require.Len(t, up.Hsms, 3)
+	for _, p := range pids {
+		// The HSMs run with sysmon kept out of deep sleep (cluster/local).
+		environ, err := os.ReadFile(filepath.Join("/proc", itoa(p), "environ"))
+		require.NoError(t, err)
+		var godebug string
+		for kv := range strings.SplitSeq(string(environ), "\x00") {
+			if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+				godebug = v
+			}
+		}
+		require.Contains(t, strings.Split(godebug, ","), "schedtrace=2147483647", "hsmd %d's GODEBUG", p)
+	}
 	st, err := os.Stat(up.KmsuserPasword)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "the kmsuser password file is private")
