@@ -16,33 +16,38 @@ func TestChildEnv(t *testing.T) {
 		{
 			name:    "nothing set",
 			environ: []string{"HOME=/root"},
-			want:    []string{"HOME=/root", "GODEBUG=" + sysmonAwake},
+			want:    []string{"HOME=/root", "GOGC=400", "GODEBUG=" + sysmonAwake},
 		},
 		{
 			name:       "GOMAXPROCS from the rule",
 			environ:    []string{"HOME=/root"},
 			gomaxprocs: 1,
-			want:       []string{"HOME=/root", "GOMAXPROCS=1", "GODEBUG=" + sysmonAwake},
+			want:       []string{"HOME=/root", "GOMAXPROCS=1", "GOGC=400", "GODEBUG=" + sysmonAwake},
 		},
 		{
 			name:    "the user's GODEBUG is kept and extended",
 			environ: []string{"GODEBUG=gctrace=1,madvdontneed=1", "HOME=/root"},
-			want:    []string{"GODEBUG=gctrace=1,madvdontneed=1", "HOME=/root", "GODEBUG=gctrace=1,madvdontneed=1," + sysmonAwake},
+			want:    []string{"GODEBUG=gctrace=1,madvdontneed=1", "HOME=/root", "GOGC=400", "GODEBUG=gctrace=1,madvdontneed=1," + sysmonAwake},
 		},
 		{
 			name:    "the user's schedtrace wins",
 			environ: []string{"GODEBUG=gctrace=1,schedtrace=1000"},
-			want:    []string{"GODEBUG=gctrace=1,schedtrace=1000"},
+			want:    []string{"GODEBUG=gctrace=1,schedtrace=1000", "GOGC=400"},
 		},
 		{
 			name:    "the last GODEBUG counts",
-			environ: []string{"GODEBUG=schedtrace=1000", "GODEBUG=gctrace=1"},
-			want:    []string{"GODEBUG=schedtrace=1000", "GODEBUG=gctrace=1", "GODEBUG=gctrace=1," + sysmonAwake},
+			environ: []string{"GODEBUG=schedtrace=1000", "GODEBUG=gctrace=1", "GOGC=off"},
+			want:    []string{"GODEBUG=schedtrace=1000", "GODEBUG=gctrace=1", "GOGC=off", "GODEBUG=gctrace=1," + sysmonAwake},
 		},
 		{
 			name:    "an empty GODEBUG",
 			environ: []string{"GODEBUG="},
-			want:    []string{"GODEBUG=", "GODEBUG=" + sysmonAwake},
+			want:    []string{"GODEBUG=", "GOGC=400", "GODEBUG=" + sysmonAwake},
+		},
+		{
+			name:    "the user's GOGC wins",
+			environ: []string{"GOGC=50"},
+			want:    []string{"GOGC=50", "GODEBUG=" + sysmonAwake},
 		},
 	}
 	for _, tt := range tests {

@@ -45,6 +45,18 @@
 // at 38% less server CPU per key. An idle deployment used the same CPU
 // with and without it. A GODEBUG of the user's that sets schedtrace is
 // left as it is (see childEnv).
+//
+// # GOGC
+//
+// Each process keeps a small live heap (tens of MiB) and allocates for
+// every request, so at the runtime's default GOGC=100 the garbage collector
+// runs several times a second under load, and was 8% of the endpoint's CPU
+// in a profile. The provisioner gives its children GOGC=400 (a heap up to
+// five times the live data between collections), unless the user's
+// environment sets GOGC. Measured as above, raw and SDK clients, Encrypt at
+// concurrency 64: more ops/s in 8 of 8 alternations (+4% to +19%), 4% to 12%
+// less server CPU per operation; a local deployment's seven processes then
+// held 393 MiB resident after the load, against 182 MiB.
 package local
 
 import (
@@ -290,19 +302,27 @@ func (p *Provisioner) gomaxprocs() int {
 // sleep: see the package comment.
 const sysmonAwake = "schedtrace=2147483647"
 
+// gcPercent is the children's GOGC: see the package comment.
+const gcPercent = "400"
+
 // childEnv is the environment of a child: environ (this process's), with
-// GOMAXPROCS=gomaxprocs unless gomaxprocs is 0, and with sysmonAwake added
-// to GODEBUG unless GODEBUG already sets schedtrace.
+// GOMAXPROCS=gomaxprocs unless gomaxprocs is 0, GOGC=gcPercent unless
+// environ sets GOGC, and sysmonAwake added to GODEBUG unless GODEBUG
+// already sets schedtrace.
 func childEnv(environ []string, gomaxprocs int) []string {
 	env := slices.Clone(environ)
 	if gomaxprocs > 0 {
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(gomaxprocs))
 	}
-	godebug := ""
+	godebug, gogcSet := "", false
 	for _, kv := range environ {
 		if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
 			godebug = v // the last one counts, as in exec.Cmd
 		}
+		gogcSet = gogcSet || strings.HasPrefix(kv, "GOGC=")
+	}
+	if !gogcSet {
+		env = append(env, "GOGC="+gcPercent)
 	}
 	for setting := range strings.SplitSeq(godebug, ",") {
 		if strings.HasPrefix(strings.TrimSpace(setting), "schedtrace=") {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"os"
@@ -81,16 +82,19 @@ func TestUpFaultsDown(t *testing.T) {
 	})
 	require.Len(t, up.Hsms, 3)
 	for _, p := range pids {
-		// The HSMs run with sysmon kept out of deep sleep (cluster/local).
+		// The HSMs run with sysmon kept out of deep sleep and GOGC=400
+		// (cluster/local).
 		environ, err := os.ReadFile(filepath.Join("/proc", itoa(p), "environ"))
 		require.NoError(t, err)
-		var godebug string
+		env := map[string]string{}
 		for kv := range strings.SplitSeq(string(environ), "\x00") {
-			if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
-				godebug = v
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				env[k] = v
 			}
 		}
-		require.Contains(t, strings.Split(godebug, ","), "schedtrace=2147483647", "hsmd %d's GODEBUG", p)
+		require.Contains(t, strings.Split(env["GODEBUG"], ","), "schedtrace=2147483647", "hsmd %d's GODEBUG", p)
+		wantGOGC := cmp.Or(os.Getenv("GOGC"), "400")
+		require.Equal(t, wantGOGC, env["GOGC"], "hsmd %d's GOGC", p)
 	}
 	st, err := os.Stat(up.KmsuserPasword)
 	require.NoError(t, err)
