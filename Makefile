@@ -66,9 +66,10 @@ run: build ## Start the local deployment in the foreground (hsmctl up).
 BENCH_DIR      ?= /tmp/hsmsim-bench
 BENCH_DURATION ?= 10s
 # The hsmctl bench workloads: Encrypt 64 B to a custom key store key against
-# the floor at concurrency 64 and 1, GenerateDataKey and Decrypt, CreateKey.
-BENCH_RUNS := "--op encrypt --concurrency 64 --floor --duration $(BENCH_DURATION)" \
-	"--op encrypt --concurrency 1 --floor --duration $(BENCH_DURATION)" \
+# both floors (in-process, and a process of its own) at concurrency 64 and 1,
+# GenerateDataKey and Decrypt, CreateKey.
+BENCH_RUNS := "--op encrypt --concurrency 64 --floor --floor-process --duration $(BENCH_DURATION)" \
+	"--op encrypt --concurrency 1 --floor --floor-process --duration $(BENCH_DURATION)" \
 	"--op generate-data-key --concurrency 64 --duration $(BENCH_DURATION)" \
 	"--op decrypt --concurrency 64 --duration $(BENCH_DURATION)" \
 	"--op create-key --concurrency 32 --requests 2000"

@@ -13,6 +13,10 @@
 # (default bin/hsmctl); DURATION the measured time per run (default 8s).
 # "first ÷" is the first target's throughput over this target's, median
 # of the runs: how many times faster hsmsim was than the floor or moto.
+# The Encrypt workloads load two floors beside hsmsim: the in-process one
+# (--floor) and the same no-op endpoint run as a process of its own
+# (--floor-process, "floor-proc"), the floor of any endpoint that, like
+# hsmsim's, is a process apart from the load tool.
 set -euo pipefail
 
 dir=${1:?deployment directory}
@@ -25,8 +29,8 @@ duration=${DURATION:-8s}
 # CreateKey runs warm up for 300 ms only: a cluster holds at most 16,666
 # keys, and five runs with each client must fit in one.
 workloads=(
-	"--op encrypt --concurrency 64 --floor --duration $duration"
-	"--op encrypt --concurrency 1 --floor --duration $duration"
+	"--op encrypt --concurrency 64 --floor --floor-process --duration $duration"
+	"--op encrypt --concurrency 1 --floor --floor-process --duration $duration"
 	"--op decrypt --concurrency 64 --duration $duration"
 	"--op generate-data-key --concurrency 64 --duration $duration"
 	"--op create-key --concurrency 32 --requests 1000 --warmup 300ms"

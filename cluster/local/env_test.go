@@ -53,7 +53,7 @@ func TestChildEnv(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := append([]string(nil), tt.environ...)
-			require.Equal(t, tt.want, childEnv(tt.environ, tt.gomaxprocs))
+			require.Equal(t, tt.want, ChildEnv(tt.environ, tt.gomaxprocs))
 			require.Equal(t, before, tt.environ, "the caller's slice is not changed")
 		})
 	}

@@ -25,7 +25,7 @@ func TestGomaxprocsFor(t *testing.T) {
 		{1, 4, 1},
 	}
 	for _, tt := range tests {
-		require.Equal(t, tt.want, gomaxprocsFor(tt.cores, tt.processes), "%d cores, %d processes", tt.cores, tt.processes)
+		require.Equal(t, tt.want, GomaxprocsFor(tt.cores, tt.processes), "%d cores, %d processes", tt.cores, tt.processes)
 	}
 }
 
@@ -40,7 +40,7 @@ func TestGomaxprocsCountsTheDeployment(t *testing.T) {
 	dir := t.TempDir()
 	p := &Provisioner{cfg: Config{Dir: dir}, children: map[int]*exec.Cmd{}}
 	cores := runtime.NumCPU()
-	require.Equal(t, gomaxprocsFor(cores, 1), p.gomaxprocs(), "one process, the one starting")
+	require.Equal(t, GomaxprocsFor(cores, 1), p.gomaxprocs(), "one process, the one starting")
 	for i := range cores + 1 {
 		require.NoError(t, os.MkdirAll(filepath.Join(dir, "hsms", fmt.Sprintf("hsm-%d", i)), 0o700))
 	}

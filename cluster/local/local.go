@@ -45,7 +45,7 @@
 // at 38% less server CPU per key. It costs an idle process no more: two
 // idle deployments side by side, 30 s, took 53 ms of CPU per second with
 // this setting and GOGC's below, 72 without either. A GODEBUG of the
-// user's that sets schedtrace is left as it is (see childEnv).
+// user's that sets schedtrace is left as it is (see ChildEnv).
 //
 // # GOGC
 //
@@ -234,7 +234,7 @@ func (p *Provisioner) run(ctx context.Context, rt cluster.Runtime) (cluster.Runt
 	}
 	cmd := exec.Command(binary, rt.Args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = childEnv(os.Environ(), p.gomaxprocs())
+	cmd.Env = ChildEnv(os.Environ(), p.gomaxprocs())
 	// Its own session: a terminal's Ctrl-C goes to the launcher, which
 	// stops the HSMs in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -296,7 +296,7 @@ func (p *Provisioner) gomaxprocs() int {
 	expected := p.cfg.Processes
 	p.mu.Unlock()
 	procs := max(expected, running, p.hsmCount())
-	return gomaxprocsFor(runtime.NumCPU(), procs)
+	return GomaxprocsFor(runtime.NumCPU(), procs)
 }
 
 // sysmonAwake is the GODEBUG setting that keeps a child's sysmon out of deep
@@ -306,11 +306,12 @@ const sysmonAwake = "schedtrace=2147483647"
 // gcPercent is the children's GOGC: see the package comment.
 const gcPercent = "400"
 
-// childEnv is the environment of a child: environ (this process's), with
-// GOMAXPROCS=gomaxprocs unless gomaxprocs is 0, GOGC=gcPercent unless
-// environ sets GOGC, and sysmonAwake added to GODEBUG unless GODEBUG
-// already sets schedtrace.
-func childEnv(environ []string, gomaxprocs int) []string {
+// ChildEnv is the environment the provisioner gives a child: environ (its
+// own process's), with GOMAXPROCS=gomaxprocs unless gomaxprocs is 0, GOGC
+// (400) unless environ sets GOGC, and the GODEBUG setting that keeps sysmon
+// awake added unless GODEBUG already sets schedtrace: see the package
+// comment. hsmctl bench uses it for the floor it runs as a process.
+func ChildEnv(environ []string, gomaxprocs int) []string {
 	env := slices.Clone(environ)
 	if gomaxprocs > 0 {
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(gomaxprocs))
@@ -337,10 +338,10 @@ func childEnv(environ []string, gomaxprocs int) []string {
 	return append(env, "GODEBUG="+godebug+sysmonAwake)
 }
 
-// gomaxprocsFor is the GOMAXPROCS rule: 0 (the runtime's default) when the
+// GomaxprocsFor is the GOMAXPROCS rule: 0 (the runtime's default) when the
 // machine's cores cover the processes, else an even share of the cores, at
 // least one.
-func gomaxprocsFor(cores, processes int) int {
+func GomaxprocsFor(cores, processes int) int {
 	if cores >= processes {
 		return 0
 	}

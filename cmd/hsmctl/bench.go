@@ -25,7 +25,7 @@ func benchCommands() []*command {
 
 type benchOpts struct {
 	dir, endpoint, compare, compareDir    *string
-	floor                                 *bool
+	floor, floorProcess                   *bool
 	op, compareOp, client                 *string
 	concurrency, requests, payloadBytes   *int
 	duration, slice, warmup, timeout      *time.Duration
@@ -43,6 +43,7 @@ func benchFlags(fs *flag.FlagSet) any {
 		compare:                 fs.String("compare", "", "a second endpoint URL, loaded in turn with the first (A, B, A, B... in slices); the report gives the ratio"),
 		compareDir:              fs.String("compare-dir", "", "another deployment directory to compare with: its endpoint (unless --compare), credentials and process ids"),
 		floor:                   fs.Bool("floor", false, "also load a no-op endpoint on loopback that answers every request with a canned valid response"),
+		floorProcess:            fs.Bool("floor-process", false, "also load the no-op endpoint run as a process of its own (hsmctl floor), as a deployment runs its endpoint: the floor of any endpoint in its own process"),
 		op:                      fs.String("op", string(loadgen.OpEncrypt), "workload: encrypt, decrypt, generate-data-key, re-encrypt, create-key or mix"),
 		compareOp:               fs.String("compare-op", "", "workload of the compared target; without --compare or --compare-dir, compare two workloads on the one endpoint"),
 		client:                  fs.String("client", string(loadgen.ClientSDK), "client: sdk (aws-sdk-go-v2's KMS client) or raw (prebuilt bodies signed with the SDK's SigV4 signer)"),
@@ -134,7 +135,8 @@ func parsePIDs(flagName, s string) ([]int, error) {
 }
 
 // benchConfig turns the flags into the load generator's configuration.
-func benchConfig(o *benchOpts, progress io.Writer) (loadgen.Config, error) {
+// procFloor, when set, is the floor process to load as a target of its own.
+func benchConfig(o *benchOpts, progress io.Writer, procFloor *floorProcess) (loadgen.Config, error) {
 	op, err := loadgen.ParseOp(*o.op)
 	if err != nil {
 		return loadgen.Config{}, fmt.Errorf("%w: --op: %w", errUsage, err)
@@ -244,6 +246,10 @@ func benchConfig(o *benchOpts, progress io.Writer) (loadgen.Config, error) {
 	if *o.floor {
 		cfg.Targets = append(cfg.Targets, loadgen.Target{Name: "floor", Floor: true, Credentials: creds})
 	}
+	if procFloor != nil {
+		cfg.Targets = append(cfg.Targets, loadgen.Target{Name: floorProcessName, Endpoint: procFloor.url, Credentials: creds,
+			PIDs: []int{procFloor.pid}, PIDNames: map[int]string{procFloor.pid: floorProcessName}})
+	}
 	if err := validateBench(cfg); err != nil {
 		return loadgen.Config{}, err
 	}
@@ -275,9 +281,23 @@ func runBench(ctx context.Context, e *env, o any, args []string) error {
 	if !*opts.quiet {
 		progress = e.stderr
 	}
-	cfg, err := benchConfig(opts, progress)
+	cfg, err := benchConfig(opts, progress, nil)
 	if err != nil {
 		return err
+	}
+	if *opts.floorProcess {
+		siblings := 1
+		if pids := cfg.Targets[0].PIDs; len(pids) > 0 {
+			siblings = len(pids)
+		}
+		fp, err := startFloorProcess(ctx, *opts.payloadBytes, *opts.region, siblings)
+		if err != nil {
+			return err
+		}
+		defer fp.Close()
+		if cfg, err = benchConfig(opts, progress, fp); err != nil {
+			return err
+		}
 	}
 	rep, err := loadgen.Run(ctx, cfg)
 	if err != nil && rep == nil {

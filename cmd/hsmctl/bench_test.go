@@ -61,6 +61,37 @@ func TestBenchFloorJSON(t *testing.T) {
 	require.Zero(t, rep.Targets[0].Errors)
 }
 
+// TestBenchFloorProcess loads the floor served by a process of its own
+// (hsmctl floor, found on PATH) beside the in-process floor, and checks
+// that the process answered every request, that its CPU is counted, and
+// that it is gone once the bench returns.
+func TestBenchFloorProcess(t *testing.T) {
+	bin := t.TempDir()
+	out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "hsmctl"), "github.com/hsmsim/hsmsim/cmd/hsmctl").CombinedOutput()
+	require.NoError(t, err, string(out))
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+
+	for _, client := range []loadgen.Client{loadgen.ClientSDK, loadgen.ClientRaw} {
+		t.Run(string(client), func(t *testing.T) {
+			var rep loadgen.Report
+			out := hsmctl(t, "bench", "--dir", t.TempDir(), "--endpoint", "floor", "--floor-process", "--requests", "2000",
+				"--concurrency", "4", "--warmup", "0", "--quiet", "--client", string(client), "--output", "json")
+			require.NoError(t, json.Unmarshal([]byte(out), &rep))
+			require.Len(t, rep.Targets, 2)
+			floor, proc := rep.Targets[0], rep.Targets[1]
+			require.True(t, floor.Floor)
+			require.Equal(t, floorProcessName, proc.Name)
+			require.False(t, proc.Floor, "a process of its own, loaded like any endpoint")
+			require.Equal(t, uint64(2000), proc.Requests)
+			require.Zero(t, proc.Errors, "%v", proc.ErrorsByCode)
+			require.Len(t, proc.ServerPIDs, 1)
+			require.Positive(t, proc.ServerCPU, "CPU time is read in clock ticks: 2,000 requests take several")
+			require.Eventually(t, func() bool { return !alive(proc.ServerPIDs[0]) }, 5*time.Second, 20*time.Millisecond,
+				"the floor process outlived the bench")
+		})
+	}
+}
+
 // buildKMS puts freshly built hsmd and kmsproxy on PATH for the launcher.
 func buildKMS(t *testing.T) {
 	t.Helper()

@@ -42,7 +42,7 @@ var errUsage = errors.New("usage")
 
 func commands() []*command {
 	var all []*command
-	for _, group := range [][]*command{deployCommands(), faultCommands(), hsmCommands(), backupCommands(), quorumCommands(), clockCommands(), benchCommands(), composeCommands(), demoCommands()} {
+	for _, group := range [][]*command{deployCommands(), faultCommands(), hsmCommands(), backupCommands(), quorumCommands(), clockCommands(), benchCommands(), floorCommands(), composeCommands(), demoCommands()} {
 		all = append(all, group...)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].name < all[j].name })
