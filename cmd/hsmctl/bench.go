@@ -134,9 +134,10 @@ func parsePIDs(flagName, s string) ([]int, error) {
 	return out, nil
 }
 
-// benchConfig turns the flags into the load generator's configuration.
-// procFloor, when set, is the floor process to load as a target of its own.
-func benchConfig(o *benchOpts, progress io.Writer, procFloor *floorProcess) (loadgen.Config, error) {
+// benchConfig turns the flags into the load generator's configuration
+// (without --floor-process's target, which runBench adds once the process
+// runs).
+func benchConfig(o *benchOpts, progress io.Writer) (loadgen.Config, error) {
 	op, err := loadgen.ParseOp(*o.op)
 	if err != nil {
 		return loadgen.Config{}, fmt.Errorf("%w: --op: %w", errUsage, err)
@@ -246,10 +247,6 @@ func benchConfig(o *benchOpts, progress io.Writer, procFloor *floorProcess) (loa
 	if *o.floor {
 		cfg.Targets = append(cfg.Targets, loadgen.Target{Name: "floor", Floor: true, Credentials: creds})
 	}
-	if procFloor != nil {
-		cfg.Targets = append(cfg.Targets, loadgen.Target{Name: floorProcessName, Endpoint: procFloor.url, Credentials: creds,
-			PIDs: []int{procFloor.pid}, PIDNames: map[int]string{procFloor.pid: floorProcessName}})
-	}
 	if err := validateBench(cfg); err != nil {
 		return loadgen.Config{}, err
 	}
@@ -281,23 +278,19 @@ func runBench(ctx context.Context, e *env, o any, args []string) error {
 	if !*opts.quiet {
 		progress = e.stderr
 	}
-	cfg, err := benchConfig(opts, progress, nil)
+	cfg, err := benchConfig(opts, progress)
 	if err != nil {
 		return err
 	}
 	if *opts.floorProcess {
-		siblings := 1
-		if pids := cfg.Targets[0].PIDs; len(pids) > 0 {
-			siblings = len(pids)
-		}
-		fp, err := startFloorProcess(ctx, *opts.payloadBytes, *opts.region, siblings)
+		// Its runtime settings are those of a deployment of the first
+		// target's processes and this one.
+		fp, err := startFloorProcess(ctx, *opts.payloadBytes, *opts.region, max(1, len(cfg.Targets[0].PIDs)))
 		if err != nil {
 			return err
 		}
 		defer fp.Close()
-		if cfg, err = benchConfig(opts, progress, fp); err != nil {
-			return err
-		}
+		cfg.Targets = append(cfg.Targets, fp.target(cfg.Targets[0].Credentials))
 	}
 	rep, err := loadgen.Run(ctx, cfg)
 	if err != nil && rep == nil {

@@ -69,6 +69,14 @@ type floorProcess struct {
 	pid   int
 	cmd   *exec.Cmd
 	stdin io.Closer
+	// drained is closed when the process's stdout ends (it exited).
+	drained chan struct{}
+}
+
+// target is the floor process as a bench target, loaded with creds.
+func (fp *floorProcess) target(creds loadgen.Credentials) loadgen.Target {
+	return loadgen.Target{Name: floorProcessName, Endpoint: fp.url, Credentials: creds,
+		PIDs: []int{fp.pid}, PIDNames: map[int]string{fp.pid: floorProcessName}}
 }
 
 // startFloorProcess runs hsmctl floor as a process of its own: its own
@@ -95,12 +103,14 @@ func startFloorProcess(ctx context.Context, payloadBytes int, region string, sib
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the floor process: %w", err)
 	}
-	fp := &floorProcess{pid: cmd.Process.Pid, cmd: cmd, stdin: stdin}
+	fp := &floorProcess{pid: cmd.Process.Pid, cmd: cmd, stdin: stdin, drained: make(chan struct{})}
 	line := make(chan string, 1)
 	go func() {
-		s, _ := bufio.NewReader(stdout).ReadString('\n')
+		defer close(fp.drained)
+		r := bufio.NewReader(stdout)
+		s, _ := r.ReadString('\n')
 		line <- strings.TrimSpace(s)
-		io.Copy(io.Discard, stdout)
+		io.Copy(io.Discard, r)
 	}()
 	select {
 	case fp.url = <-line:
@@ -119,18 +129,14 @@ func startFloorProcess(ctx context.Context, payloadBytes int, region string, sib
 }
 
 // Close stops the floor process: its stdin closes, and it is killed if it
-// has not exited within 5 s.
+// has not exited within 5 s; then it is reaped.
 func (fp *floorProcess) Close() {
 	fp.stdin.Close()
-	done := make(chan struct{})
-	go func() {
-		fp.cmd.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-fp.drained:
 	case <-time.After(5 * time.Second):
 		fp.cmd.Process.Kill()
-		<-done
+		<-fp.drained
 	}
+	fp.cmd.Wait()
 }
