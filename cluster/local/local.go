@@ -55,7 +55,7 @@
 // in a profile. The provisioner gives its children GOGC=400 (a heap up to
 // five times the live data between collections), unless the user's
 // environment sets GOGC. Measured as above, raw and SDK clients, Encrypt at
-// concurrency 64: more ops/s in 8 of 8 alternations (+4% to +19%), 4% to 12%
+// concurrency 64: more ops/s in 8 of 8 alternations (+4% to +19%), 4% to 13%
 // less server CPU per operation; a local deployment's seven processes then
 // held 393 MiB resident after the load, against 182 MiB.
 package local
