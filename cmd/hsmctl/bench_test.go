@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hsmsim/hsmsim/internal/loadgen"
+	"github.com/hsmsim/hsmsim/internal/testbin"
 )
 
 func TestBenchUsage(t *testing.T) {
@@ -66,10 +67,7 @@ func TestBenchFloorJSON(t *testing.T) {
 // that the process answered every request, that its CPU is counted, and
 // that it is gone once the bench returns.
 func TestBenchFloorProcess(t *testing.T) {
-	bin := t.TempDir()
-	out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "hsmctl"), "github.com/hsmsim/hsmsim/cmd/hsmctl").CombinedOutput()
-	require.NoError(t, err, string(out))
-	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	putHsmctlOnPath(t)
 
 	for _, client := range []loadgen.Client{loadgen.ClientSDK, loadgen.ClientRaw} {
 		t.Run(string(client), func(t *testing.T) {
@@ -90,6 +88,58 @@ func TestBenchFloorProcess(t *testing.T) {
 				"the floor process outlived the bench")
 		})
 	}
+}
+
+// putHsmctlOnPath puts a freshly built hsmctl on PATH, where bench finds
+// the floor process's binary.
+func putHsmctlOnPath(t *testing.T) {
+	t.Helper()
+	bin, err := testbin.Build("hsmctl")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(bin) })
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// TestStartFloorProcess checks the floor process itself: it serves, it runs
+// in its own session with the runtime settings of a deployment's process
+// (cluster/local), and Close ends it.
+func TestStartFloorProcess(t *testing.T) {
+	putHsmctlOnPath(t)
+	t.Setenv("GOGC", "")
+	require.NoError(t, os.Unsetenv("GOGC"))
+	fp, err := startFloorProcess(context.Background(), 64, "us-east-1", 7)
+	require.NoError(t, err)
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			fp.Close()
+		}
+	})
+	require.True(t, strings.HasPrefix(fp.url, "http://127.0.0.1:"), fp.url)
+	resp, err := http.Post(fp.url, "application/x-amz-json-1.1", strings.NewReader("{}"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "no X-Amz-Target: the floor's UnknownOperationException")
+
+	environ, err := os.ReadFile(filepath.Join("/proc", itoa(fp.pid), "environ"))
+	require.NoError(t, err)
+	env := map[string]string{}
+	for kv := range strings.SplitSeq(string(environ), "\x00") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	require.Contains(t, strings.Split(env["GODEBUG"], ","), "schedtrace=2147483647")
+	require.Equal(t, "400", env["GOGC"])
+	stat, err := os.ReadFile(filepath.Join("/proc", itoa(fp.pid), "stat"))
+	require.NoError(t, err)
+	// After "(comm)": state, ppid, pgrp, session.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	require.Equal(t, itoa(fp.pid), fields[3], "a session of its own")
+
+	fp.Close()
+	closed = true
+	require.False(t, alive(fp.pid), "Close reaps the floor process")
 }
 
 // buildKMS puts freshly built hsmd and kmsproxy on PATH for the launcher.

@@ -92,6 +92,14 @@ func TestComposeDeployment(t *testing.T) {
 	require.NoError(t, err, "make images:\n%s", out)
 	t.Logf("make images:\n%s", out)
 	phase("make images", start)
+	// The servers' images carry the runtime settings of the local
+	// deployment (deploy/Dockerfile, cluster/local).
+	for _, image := range []string{"hsmsim/hsmd:dev", "hsmsim/kmsproxy:dev"} {
+		env, err := exec.Command("docker", "image", "inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", image).CombinedOutput()
+		require.NoError(t, err, "docker image inspect %s: %s", image, env)
+		require.Contains(t, strings.Fields(string(env)), "GODEBUG=schedtrace=2147483647", image)
+		require.Contains(t, strings.Fields(string(env)), "GOGC=400", image)
+	}
 
 	d := &deployment{t: t, root: root, dir: t.TempDir()}
 	port := freePort(t)
