@@ -9,7 +9,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
 )
@@ -36,14 +38,17 @@ type batcher struct {
 }
 
 // pendingCall is one caller's crypto call waiting for, or travelling in, a
-// batch.
+// batch. It holds the call encoded, not the caller's request: a caller
+// that gives up takes its request back at once, and its call may still
+// leave in a batch afterwards.
 type pendingCall struct {
-	ctx    context.Context
-	method string
-	args   any
-	reply  any
-	call   *hsmv1.BatchCall
-	size   int
+	// encoded is the call as field 1 of a BatchRequest (see encodeCall);
+	// the sender zeroes it once the batch is sent.
+	encoded []byte
+	// reply is written only by answer, while its caller waits; replyType
+	// is its type, for checking results without touching it.
+	reply     any
+	replyType protoreflect.MessageDescriptor
 	// state is callWaiting until either the caller gives up (callAbandoned:
 	// the reply is not written) or the answer is being written
 	// (callAnswered).
@@ -74,72 +79,101 @@ var batchedMethods = map[string]bool{
 // or the caller set metadata or call options of its own (which a shared
 // RPC could not honour).
 func (c *Client) batchable(ctx context.Context, method string, opts []grpc.CallOption) bool {
-	if c.cfg.Unbatched || !batchedMethods[method] {
+	if c.cfg.Unbatched || !batchedMethods[method] || !staticOptions(opts) {
 		return false
-	}
-	for _, o := range opts {
-		if _, static := o.(grpc.StaticMethodCallOption); !static {
-			return false
-		}
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)
 	return md.Len() == 0
 }
 
-// newBatchCall returns the BatchCall that carries args with index, nil
-// when args is not a request a Batch serves.
-func newBatchCall(index uint64, args any) *hsmv1.BatchCall {
-	call := &hsmv1.BatchCall{MinIndex: index}
-	switch r := args.(type) {
-	case *hsmv1.EncryptRequest:
-		call.Request = &hsmv1.BatchCall_Encrypt{Encrypt: r}
-	case *hsmv1.DecryptRequest:
-		call.Request = &hsmv1.BatchCall_Decrypt{Decrypt: r}
-	case *hsmv1.GenerateRandomRequest:
-		call.Request = &hsmv1.BatchCall_GenerateRandom{GenerateRandom: r}
-	case *hsmv1.SignRequest:
-		call.Request = &hsmv1.BatchCall_Sign{Sign: r}
-	case *hsmv1.VerifyRequest:
-		call.Request = &hsmv1.BatchCall_Verify{Verify: r}
-	case *hsmv1.GenerateMacRequest:
-		call.Request = &hsmv1.BatchCall_GenerateMac{GenerateMac: r}
-	case *hsmv1.VerifyMacRequest:
-		call.Request = &hsmv1.BatchCall_VerifyMac{VerifyMac: r}
-	default:
-		return nil
+// staticOptions reports whether opts only name the method's properties
+// (grpc.StaticMethodCallOption), with no per-call output such as
+// grpc.Header: options that two RPCs of one call may share.
+func staticOptions(opts []grpc.CallOption) bool {
+	for _, o := range opts {
+		if _, static := o.(grpc.StaticMethodCallOption); !static {
+			return false
+		}
 	}
-	return call
+	return true
+}
+
+// batchCallFields are the fields of BatchCall's request oneof, by the
+// full name of the request each carries: the requests a Batch serves.
+var batchCallFields = func() map[protoreflect.FullName]protowire.Number {
+	fields := map[protoreflect.FullName]protowire.Number{}
+	oneof := (&hsmv1.BatchCall{}).ProtoReflect().Descriptor().Oneofs().ByName("request")
+	for i := range oneof.Fields().Len() {
+		f := oneof.Fields().Get(i)
+		fields[f.Message().FullName()] = f.Number()
+	}
+	return fields
+}()
+
+// Field numbers of the batch messages that encodeCall writes.
+const (
+	// batchCallsField is BatchRequest.calls.
+	batchCallsField protowire.Number = 1
+	// minIndexField is BatchCall.min_index.
+	minIndexField protowire.Number = 1
+)
+
+// encodeCall returns the BatchCall that carries args with index, encoded
+// as one element of BatchRequest.calls (the field's tag, the call's length
+// and the call), as proto.Marshal encodes it; ok is false when args is not
+// a request a Batch serves.
+func encodeCall(index uint64, args any) (encoded []byte, ok bool, err error) {
+	req, isMsg := args.(proto.Message)
+	if !isMsg {
+		return nil, false, nil
+	}
+	field, ok := batchCallFields[req.ProtoReflect().Descriptor().FullName()]
+	if !ok {
+		return nil, false, nil
+	}
+	reqSize := proto.Size(req)
+	callSize := protowire.SizeTag(field) + protowire.SizeBytes(reqSize)
+	if index != 0 {
+		callSize += protowire.SizeTag(minIndexField) + protowire.SizeVarint(index)
+	}
+	b := make([]byte, 0, protowire.SizeTag(batchCallsField)+protowire.SizeBytes(callSize))
+	b = protowire.AppendTag(b, batchCallsField, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(callSize))
+	if index != 0 {
+		b = protowire.AppendTag(b, minIndexField, protowire.VarintType)
+		b = protowire.AppendVarint(b, index)
+	}
+	b = protowire.AppendTag(b, field, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(reqSize))
+	b, err = proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, req)
+	return b, true, err
 }
 
 // invokeBatched makes one attempt of a crypto call on h, whose session
 // is session. When fewer than BatchesInFlight batches are out to h and no
 // call waits, the call goes alone, as its own RPC under its caller's
 // context: a lone caller makes exactly the RPC it would without batching.
-// Otherwise it waits in h's queue for the next batch, which leaves as soon
-// as one in flight comes back; its caller waits within its own deadline.
-func (c *Client) invokeBatched(ctx context.Context, h *hsm, session, method string, args, reply any) error {
+// Otherwise it is encoded and waits in h's queue for the next batch, which
+// leaves as soon as one in flight comes back; its caller waits within its
+// own deadline, or until its hedge hc, when set, answers it. Once it
+// returns, nothing reads args.
+func (c *Client) invokeBatched(ctx context.Context, h *hsm, session, method string, args, reply any, hc *hedgeCall) error {
 	b := &h.batch
 	b.mu.Lock()
 	if b.inflight < c.cfg.BatchesInFlight && len(b.queue) == 0 {
 		b.inflight++
 		b.mu.Unlock()
 		// invokeOn releases the call.
-		err := c.invokeOn(ctx, h, session, "", method, args, reply, nil)
+		err := c.invokeOn(ctx, h, session, "", method, args, reply, nil, hc)
 		c.sendRest(h)
 		return err
 	}
-	index, keyScoped := c.keyIndexes.forCall(args)
-	if !keyScoped {
-		index = c.observed.Load()
+	b.mu.Unlock()
+	p := c.newPendingCall(args, reply)
+	if p == nil {
+		return c.invokeOn(ctx, h, session, "", method, args, reply, nil, hc)
 	}
-	// One per attempt: an abandoned attempt's call may still be on its way
-	// while the next carries its own index.
-	call := newBatchCall(index, args)
-	if call == nil {
-		b.mu.Unlock()
-		return c.invokeOn(ctx, h, session, "", method, args, reply, nil)
-	}
-	p := &pendingCall{ctx: ctx, method: method, args: args, reply: reply, call: call, size: proto.Size(call), done: make(chan struct{})}
+	b.mu.Lock()
 	b.queue = append(b.queue, p)
 	var batch []*pendingCall
 	if b.inflight < c.cfg.BatchesInFlight {
@@ -149,6 +183,7 @@ func (c *Client) invokeBatched(ctx context.Context, h *hsm, session, method stri
 		batch = b.takeLocked()
 	}
 	b.mu.Unlock()
+	hc.setPending(p)
 	if batch != nil {
 		go func() {
 			c.send(h, batch)
@@ -168,12 +203,34 @@ func (c *Client) invokeBatched(ctx context.Context, h *hsm, session, method stri
 	}
 }
 
+// newPendingCall returns args, with the index it needs, encoded as a call
+// of a batch, nil when it cannot go in one: args is not a request a Batch
+// serves, reply is not a protobuf message, or args does not encode (gRPC
+// then reports why, as for any call). An attempt encodes its own: an
+// abandoned attempt's call may still be on its way while the next carries
+// a later index.
+func (c *Client) newPendingCall(args, reply any) *pendingCall {
+	out, ok := reply.(proto.Message)
+	if !ok {
+		return nil
+	}
+	index, keyScoped := c.keyIndexes.forCall(args)
+	if !keyScoped {
+		index = c.observed.Load()
+	}
+	encoded, ok, err := encodeCall(index, args)
+	if !ok || err != nil {
+		return nil
+	}
+	return &pendingCall{encoded: encoded, reply: reply, replyType: out.ProtoReflect().Descriptor(), done: make(chan struct{})}
+}
+
 // takeLocked removes from the queue the calls of the next batch: up to
 // maxBatchCalls and maxBatchBytes, at least one. b.mu must be held.
 func (b *batcher) takeLocked() []*pendingCall {
 	n, size := 0, 0
-	for n < len(b.queue) && n < maxBatchCalls && (n == 0 || size+b.queue[n].size <= maxBatchBytes) {
-		size += b.queue[n].size
+	for n < len(b.queue) && n < maxBatchCalls && (n == 0 || size+len(b.queue[n].encoded) <= maxBatchBytes) {
+		size += len(b.queue[n].encoded)
 		n++
 	}
 	batch := b.queue[:n:n]
@@ -213,55 +270,54 @@ func (c *Client) sendRest(h *hsm) {
 }
 
 // send makes the RPC of one batch of queued calls on h and answers each
-// of them: a lone call goes as its own method, with its caller's context;
-// two or more go in one Batch under AttemptTimeout.
+// of them.
 func (c *Client) send(h *hsm, batch []*pendingCall) {
 	c.mu.Lock()
 	session, usable := h.session, h.usable()
 	c.mu.Unlock()
-	switch {
-	case !usable:
-		// The HSM failed while the calls queued: they go elsewhere.
-		err := status.Errorf(codes.Unavailable, "client: HSM %s became unusable while the call waited for a batch", h.ep.ID)
-		for _, p := range batch {
-			c.release(h, session, err, false)
-			c.answer(p, nil, err)
-		}
-	case len(batch) == 1:
-		c.sendAlone(h, session, batch[0])
-	default:
+	if usable {
 		c.sendBatch(h, session, batch)
+		return
+	}
+	// The HSM failed while the calls queued: they go elsewhere.
+	err := status.Errorf(codes.Unavailable, "client: HSM %s became unusable while the call waited for a batch", h.ep.ID)
+	for _, p := range batch {
+		clear(p.encoded)
+		c.release(h, session, err, false)
+		c.answer(p, nil, err)
 	}
 }
 
-// sendAlone sends a queued call as its own RPC, under its caller's
-// context, and answers it. The answer is decoded into a reply of its own:
-// the caller may have given up meanwhile.
-func (c *Client) sendAlone(h *hsm, session string, p *pendingCall) {
-	reply := newReplyLike(p.reply)
-	// invokeOn releases the call.
-	err := c.invokeOn(p.ctx, h, session, "", p.method, p.args, reply, nil)
-	c.answer(p, reply, err)
-}
-
-// sendBatch sends two or more calls in one Batch RPC and answers each.
+// sendBatch sends queued calls in one Batch RPC under AttemptTimeout and
+// answers each. The request is the calls' encodings, as they were queued,
+// and is zeroed once sent.
 func (c *Client) sendBatch(h *hsm, session string, batch []*pendingCall) {
-	req := &hsmv1.BatchRequest{Calls: make([]*hsmv1.BatchCall, len(batch))}
-	for i, p := range batch {
-		req.Calls[i] = p.call
+	size := 0
+	for _, p := range batch {
+		size += len(p.encoded)
 	}
+	calls := make([]byte, 0, size)
+	for _, p := range batch {
+		calls = append(calls, p.encoded...)
+		clear(p.encoded)
+	}
+	req := &hsmv1.BatchRequest{}
+	req.ProtoReflect().SetUnknown(calls)
 	var resp hsmv1.BatchResponse
 	actx, cancel := context.WithTimeout(c.ctx, c.cfg.AttemptTimeout)
 	md := metadata.Pairs(metadataSession, session)
 	err := h.conn.Invoke(metadata.NewOutgoingContext(actx, md), hsmv1.HsmService_Batch_FullMethodName, req, &resp)
+	clear(calls)
 	stalled, err := c.stalledAttempt(h, actx, c.ctx, err)
 	cancel()
 	if err == nil && len(resp.GetResults()) != len(batch) {
 		err = status.Errorf(codes.Internal, "client: HSM %s answered a batch of %d calls with %d results", h.ep.ID, len(batch), len(resp.GetResults()))
 	}
-	c.mu.Lock()
-	h.batched += uint64(len(batch))
-	c.mu.Unlock()
+	if len(batch) > 1 {
+		c.mu.Lock()
+		h.batched += uint64(len(batch))
+		c.mu.Unlock()
+	}
 	for i, p := range batch {
 		var out any
 		callErr := err
@@ -269,7 +325,7 @@ func (c *Client) sendBatch(h *hsm, session string, batch []*pendingCall) {
 			res := resp.GetResults()[i]
 			if code := codes.Code(res.GetCode()); code != codes.OK {
 				callErr = status.Error(code, res.GetMessage())
-			} else if out, callErr = responseOf(res, p.reply); callErr != nil {
+			} else if out, callErr = responseOf(res, p.replyType); callErr != nil {
 				c.log.Error("malformed batch result", "hsm_id", h.ep.ID, "error", callErr)
 			}
 		}
@@ -285,18 +341,14 @@ func (c *Client) answer(p *pendingCall, out any, err error) {
 		return
 	}
 	if err == nil && out != p.reply {
-		dst, _ := p.reply.(proto.Message)
-		src, _ := out.(proto.Message)
-		proto.Reset(dst)
-		proto.Merge(dst, src)
+		copyReply(p.reply, out)
 	}
 	p.err = err
 	close(p.done)
 }
 
-// responseOf returns the response res carries, which must be of reply's
-// type.
-func responseOf(res *hsmv1.BatchResult, reply any) (proto.Message, error) {
+// responseOf returns the response res carries, which must be a want.
+func responseOf(res *hsmv1.BatchResult, want protoreflect.MessageDescriptor) (proto.Message, error) {
 	var m proto.Message
 	switch r := res.GetResponse().(type) {
 	case *hsmv1.BatchResult_Encrypt:
@@ -314,18 +366,8 @@ func responseOf(res *hsmv1.BatchResult, reply any) (proto.Message, error) {
 	case *hsmv1.BatchResult_VerifyMac:
 		m = r.VerifyMac
 	}
-	out, ok := reply.(proto.Message)
-	if m == nil || !ok || out.ProtoReflect().Descriptor() != m.ProtoReflect().Descriptor() {
-		return nil, status.Errorf(codes.Internal, "client: a batch result of type %T does not answer a %T", res.GetResponse(), reply)
+	if m == nil || m.ProtoReflect().Descriptor() != want {
+		return nil, status.Errorf(codes.Internal, "client: a batch result of type %T does not answer a %s", res.GetResponse(), want.FullName())
 	}
 	return m, nil
-}
-
-// newReplyLike returns a new, empty message of reply's type, for an answer
-// nobody reads.
-func newReplyLike(reply any) any {
-	if m, ok := reply.(proto.Message); ok {
-		return m.ProtoReflect().New().Interface()
-	}
-	return reply
 }

@@ -62,6 +62,10 @@ type Client struct {
 	// keyIndexes scopes the index of calls on one key to that key's
 	// writes (see indexTracker).
 	keyIndexes *indexTracker
+	// hedgeTokens is the hedging budget, in tenths of a hedge (see
+	// hedgeCall); hedges counts the hedges started.
+	hedgeTokens atomic.Int64
+	hedges      atomic.Uint64
 
 	// creds authenticate the HSMs (the cluster certificate under the
 	// trust anchor).
@@ -98,8 +102,10 @@ type hsm struct {
 	lastErr     string
 	outstanding int
 	served      uint64
-	// probing is true while a re-login runs.
-	probing bool
+	// probing is true while a re-login runs; silenceProbe while a probe
+	// of an attempt a hedge beat runs (see Client.probeSilence).
+	probing      bool
+	silenceProbe bool
 	// batched counts the calls that went to it in a Batch with others.
 	batched uint64
 	// batch queues crypto calls for the HSM's next batch; it has its own
@@ -129,6 +135,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{cfg: cfg, log: cfg.Logger.Named("hsm_client"), password: cfg.Password, keyIndexes: newIndexTracker(),
 		creds: credentials.NewTLS(clientTLS(cfg.TrustAnchor, cfg.CertificateID))}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.hedgeTokens.Store(hedgeBurst * hedgeRatio)
 	for _, ep := range cfg.Endpoints {
 		h, err := c.dial(ep)
 		if err != nil {
@@ -335,7 +342,30 @@ func (c *Client) Invoke(ctx context.Context, method string, args, reply any, opt
 		requestID = id
 	}
 	batch := c.batchable(ctx, method, opts)
+	if kind == kindRead && !c.cfg.Unhedged {
+		if hc := c.newHedgeCall(ctx, method, args, reply, opts, batch); hc != nil {
+			err := c.attempts(ctx, kind, requestID, method, args, reply, opts, batch, hc, nil)
+			hc.close()
+			if err == nil {
+				c.earnHedge()
+			}
+			return err
+		}
+	}
+	return c.attempts(ctx, kind, requestID, method, args, reply, opts, batch, nil, nil)
+}
+
+// attempts makes a call's attempts, one HSM after another, until one
+// succeeds, one fails for good or MaxAttempts is reached, and returns the
+// last outcome. hc, when set, is the call's hedge (see hedgeCall): the
+// first success of either is the call's. skip, when set, is an HSM the
+// first round leaves out (a hedge's, the HSM its primary waits for).
+func (c *Client) attempts(ctx context.Context, kind methodKind, requestID, method string, args, reply any,
+	opts []grpc.CallOption, batch bool, hc *hedgeCall, skip *hsm) error {
 	tried := make(map[*hsm]bool, 4)
+	if skip != nil {
+		tried[skip] = true
+	}
 	var lastErr error
 	for attempt := 0; attempt < c.cfg.MaxAttempts; {
 		h, session := c.acquire(tried, kind == kindWrite)
@@ -360,11 +390,16 @@ func (c *Client) Invoke(ctx context.Context, method string, args, reply any, opt
 		}
 		attempt++
 		tried[h] = true
+		hc.begin(h)
 		var err error
 		if batch {
-			err = c.invokeBatched(ctx, h, session, method, args, reply)
+			err = c.invokeBatched(ctx, h, session, method, args, reply, hc)
 		} else {
-			err = c.invokeOn(ctx, h, session, requestID, method, args, reply, opts)
+			err = c.invokeOn(ctx, h, session, requestID, method, args, reply, opts, hc)
+		}
+		if won := hc.end(); err != nil && won != nil {
+			copyReply(reply, won) // the hedge answered first
+			return nil
 		}
 		if err == nil {
 			c.afterSuccess(method, args)
@@ -437,8 +472,9 @@ func (c *Client) acquire(tried map[*hsm]bool, write bool) (*hsm, string) {
 
 // invokeOn makes one attempt of a call on h with session, under
 // AttemptTimeout, and updates h's state and the observed index from the
-// outcome. requestID, when set, is the call's request id.
-func (c *Client) invokeOn(ctx context.Context, h *hsm, session, requestID, method string, args, reply any, opts []grpc.CallOption) error {
+// outcome. requestID, when set, is the call's request id; hc, when set, is
+// the call's hedge, which may cancel the attempt when it answers first.
+func (c *Client) invokeOn(ctx context.Context, h *hsm, session, requestID, method string, args, reply any, opts []grpc.CallOption, hc *hedgeCall) error {
 	md, _ := metadata.FromOutgoingContext(ctx)
 	md = md.Copy()
 	md.Set(metadataSession, session)
@@ -455,6 +491,7 @@ func (c *Client) invokeOn(ctx context.Context, h *hsm, session, requestID, metho
 	var header metadata.MD
 	callOpts := append(append(make([]grpc.CallOption, 0, len(opts)+1), opts...), grpc.Header(&header))
 	actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+	hc.setCancel(cancel)
 	err := h.conn.Invoke(metadata.NewOutgoingContext(actx, md), method, args, reply, callOpts...)
 	stalled, err := c.stalledAttempt(h, actx, ctx, err)
 	cancel()

@@ -23,6 +23,12 @@ const (
 	// up: 3 s leaves room for both and still fails over from a paused HSM
 	// well within a typical caller's deadline.
 	DefaultAttemptTimeout = 3 * time.Second
+	// DefaultHedgeDelay is how long a read or crypto call waits for its
+	// HSM's answer before the Client sends it to a second HSM too: far
+	// above a crypto call's round trip (under a millisecond here), and a
+	// thirtieth of the AttemptTimeout that a paused HSM would otherwise
+	// cost.
+	DefaultHedgeDelay = 100 * time.Millisecond
 	// attemptsPerEndpoint gives the default MaxAttempts: three rounds.
 	attemptsPerEndpoint = 3
 )
@@ -78,6 +84,15 @@ type Config struct {
 	BatchesInFlight int
 	// Unbatched sends every call alone, as its own RPC.
 	Unbatched bool
+	// HedgeDelay is how long a read or crypto call (see the package
+	// documentation) waits for an answer before the Client sends it to a
+	// second HSM as well, the first success winning (default
+	// DefaultHedgeDelay). Hedges are rationed: a burst of ten, then one
+	// per ten calls that succeed.
+	HedgeDelay time.Duration
+	// Unhedged turns hedging off: a call waits for each attempt's answer,
+	// up to AttemptTimeout, before it tries another HSM.
+	Unhedged bool
 	// Logger receives the Client's logs (default: none).
 	Logger hclog.Logger
 }
@@ -123,6 +138,8 @@ func (c *Config) Validate() error {
 		return errors.New("client: AttemptTimeout must not be negative")
 	case c.BatchesInFlight < 0:
 		return errors.New("client: BatchesInFlight must not be negative")
+	case c.HedgeDelay < 0:
+		return errors.New("client: HedgeDelay must not be negative")
 	}
 	return nil
 }
@@ -143,6 +160,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BatchesInFlight == 0 {
 		c.BatchesInFlight = DefaultBatchesInFlight
+	}
+	if c.HedgeDelay == 0 {
+		c.HedgeDelay = DefaultHedgeDelay
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

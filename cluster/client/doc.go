@@ -62,6 +62,12 @@
 // both sides: HTTP/2 streams and headers, wake-ups, system calls.
 // Config.Unbatched sends every call alone.
 //
+// A queued call is encoded as it joins the queue, and its batch carries
+// that encoding, zeroed once sent. So a caller that gives up while its
+// call waits (its deadline, or a hedge that answered first) may reuse or
+// zero its request at once: no queued call, hedge or probe reads a
+// request after its call has returned.
+//
 // # Retries and exactly-once writes
 //
 // A failed call is tried again on another HSM, up to Config.MaxAttempts
@@ -107,18 +113,42 @@
 // Client's retries of a call come within its caller's deadline, long
 // before that.
 //
+// # Hedging
+//
+// A read or crypto call whose attempt has not answered within
+// Config.HedgeDelay (100 ms by default; a crypto call's round trip is under
+// a millisecond here) is sent to a second HSM as well, a hedge ("The Tail at
+// Scale", Dean and Barroso), and the first success is the call's. Reads and
+// crypto change nothing on the HSMs, so two attempts at once are harmless;
+// writes are never hedged. An HSM that stops answering (a paused process, a
+// network that drops its answers) thus costs a read or crypto call about
+// HedgeDelay instead of an AttemptTimeout, and crypto goes on through the
+// other HSMs. The hedge runs in a goroutine of its own, with its own
+// retries, and starts only when another HSM is usable; the call's own
+// attempts stay in its caller's goroutine, as without hedging, so that a
+// call that answers in time costs one timer more. Hedges are rationed by a
+// token bucket: a burst of ten, then one per ten successful calls, so that
+// an overloaded cluster, whose every call is slow, gets at most a tenth more
+// load from them. The hedge that answers first cancels the attempt it beat,
+// and sends that HSM a GenerateRandom of one byte under AttemptTimeout in
+// its place, so that an HSM that does not answer is still found out and made
+// unhealthy (see Health). A call returns only once its hedge has ended (a
+// hedge the primary beat is cancelled, and ends at once), and the hedge
+// decodes into a reply of its own: the caller's request and reply are its
+// own again when the call returns. Config.Unhedged turns hedging off.
+//
 // # Health
 //
 // Each attempt runs under Config.AttemptTimeout (or the caller's deadline,
 // when earlier), and so does each login of New: an HSM that accepts
-// connections but does not answer (a paused process, a black-holed
-// network) costs a call one AttemptTimeout, not the caller's whole
-// deadline. An attempt that times out while the caller's context lives, or
-// a connection-level failure, makes the HSM unhealthy: no call goes to it. A
-// background loop probes unhealthy HSMs every Config.HealthInterval by
-// logging in again; the first success makes the HSM usable, and spreading
-// sends it its share at once. Logins refused with PermissionDenied are
-// retried with exponential backoff (up to a minute), since every wrong
-// password counts towards the user's lock. Health reports each HSM's state
-// and how many calls it served.
+// connections but does not answer (a paused process, a black-holed network)
+// costs a write one AttemptTimeout, not the caller's whole deadline, and a
+// read or crypto call its HedgeDelay. An attempt that times out while the
+// caller's context lives, or a connection-level failure, makes the HSM
+// unhealthy: no call goes to it. A background loop probes unhealthy HSMs
+// every Config.HealthInterval by logging in again; the first success makes
+// the HSM usable, and spreading sends it its share at once. Logins refused
+// with PermissionDenied are retried with exponential backoff (up to a
+// minute), since every wrong password counts towards the user's lock. Health
+// reports each HSM's state and how many calls it served.
 package client
