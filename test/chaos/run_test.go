@@ -26,20 +26,21 @@ const (
 	cryptoWorkers = 3
 	// cryptoKeys are the keys the crypto workload uses.
 	cryptoKeys = 3
-	// cryptoGapBound is the longest crypto may stop: one attempt on an HSM
-	// that does not answer (the client's 3 s attempt timeout) and one retry
-	// interval (50 ms), rounded up to leave scheduling slack on a loaded
-	// 2-core machine. See the package documentation.
-	cryptoGapBound = 3500 * time.Millisecond
+	// cryptoGapBound is the longest crypto may stop: the client's hedge
+	// delay (100 ms) on an HSM that does not answer and the hedge's attempt
+	// on another, with scheduling slack on a loaded 2-core machine. See the
+	// package documentation.
+	cryptoGapBound = 1500 * time.Millisecond
 	// kmsCryptoGapBound is the bound through the endpoint, outside its
 	// restarts. The endpoint's client of the custom key store has the same
-	// timings, but it also writes (CreateKey), and every call it makes
-	// carries the index of its last write (read-your-writes): a follower
-	// waits until it has applied that index, which it learns only from a
-	// leader. When the leader stops right after a write, crypto through
-	// the endpoint thus waits for the next leader (an election, 1 to 3 s
-	// here), where crypto on the HSMs through a client that never writes
-	// goes on. 5 s covers either, with slack for a loaded machine.
+	// timings, but it also writes: a call on a key carries the index of
+	// the key's last write and of the client's last write to no key (the
+	// change of kmsuser's password when the store connects), and a
+	// follower waits until it has applied that index, which it learns only
+	// from a leader. When the leader stops right after such a write,
+	// crypto through the endpoint thus waits for the next leader (an
+	// election, 1 to 3.6 s here). 5 s covers it, with slack for a loaded
+	// machine.
 	kmsCryptoGapBound = 5 * time.Second
 	// kmsRestartGapBound is the longest crypto through the endpoint may
 	// stop when the endpoint restarts: the new process logs in to the
