@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/hsmsim/hsmsim/node"
 	"github.com/hsmsim/hsmsim/node/nodetest"
@@ -317,4 +320,40 @@ func TestReadYourWrites(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.cl.GetAttributes(s.ctx, &hsmv1.GetAttributesRequest{Handle: h})
 	requireCode(t, err, codes.NotFound)
+}
+
+// TestLoginWaitsForTheCallersIndex checks that a login is checked against
+// a replica that has applied the index it carries (MetadataIndex): a
+// password changed through the leader and used at once on a follower that
+// has not heard of the change yet waits there (Unavailable if the replica
+// does not catch up in time), then opens a session, instead of failing
+// and counting towards the user's lock.
+func TestLoginWaitsForTheCallersIndex(t *testing.T) {
+	const user, newPassword = "erin", "erin-password-2"
+	c := nodetest.New(t, 3)
+	leader := c.Leader()
+	c.CreateCryptoUser(leader.Index, user, userPassword)
+	c.WaitConverged()
+	admin := loginAdmin(t, c, leader.Index)
+	f := c.Followers()[0]
+	c.CutOff(f.Index)
+
+	var header metadata.MD
+	_, err := admin.cl.ChangePassword(admin.ctx, &hsmv1.ChangePasswordRequest{Username: user, NewPassword: newPassword}, grpc.Header(&header))
+	require.NoError(t, err)
+	require.Len(t, header.Get(node.MetadataIndex), 1)
+	ctx := metadata.AppendToOutgoingContext(context.Background(), node.MetadataIndex, header.Get(node.MetadataIndex)[0])
+	login := func() error {
+		_, err := c.Client(f.Index).Login(ctx, &hsmv1.LoginRequest{Username: user, Password: newPassword, Role: hsmv1.Role_ROLE_CRYPTO_USER})
+		return err
+	}
+
+	requireCode(t, login(), codes.Unavailable, "the follower cannot apply the change while cut off")
+	loggedIn := make(chan error, 1)
+	go func() { loggedIn <- login() }()
+	time.Sleep(300 * time.Millisecond)
+	require.NoError(t, c.Heal())
+	require.NoError(t, <-loggedIn, "the login waited for the change, which arrived once healed")
+	c.WaitConverged()
+	require.Zero(t, userInfo(t, admin, user).GetFailedLogins())
 }

@@ -172,6 +172,12 @@ func (n *Node) login(ctx context.Context, req *hsmv1.LoginRequest) (*hsmv1.Login
 	case req.GetRole() == hsmv1.Role_ROLE_UNSPECIFIED || hsmv1.Role_name[int32(req.GetRole())] == "":
 		return nil, invalid("role is required")
 	}
+	// A password or user the caller changed elsewhere (MetadataIndex) must
+	// be here first: checked against an older replica, the right password
+	// would count as a failed login, towards the user's lock.
+	if err := n.waitApplied(ctx, minIndexFrom(ctx)); err != nil {
+		return nil, err
+	}
 	if n.db.Cluster().State == hsmfsmv1.ClusterState_CLUSTER_STATE_UNINITIALIZED {
 		if _, err := n.raftNode(); err == nil {
 			// A member whose replica has not replayed the log yet (just

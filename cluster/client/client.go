@@ -262,6 +262,11 @@ func (c *Client) login(ctx context.Context, h *hsm) error {
 	c.mu.Lock()
 	password := c.password
 	c.mu.Unlock()
+	if index := c.keyIndexes.forLogin(); index > 0 {
+		// The HSM checks the password once it has applied the Client's
+		// last write to users, such as the change to this password.
+		ctx = metadata.AppendToOutgoingContext(ctx, metadataIndex, strconv.FormatUint(index, 10))
+	}
 	resp, err := h.api.Login(ctx, &hsmv1.LoginRequest{Username: c.cfg.Username, Password: password, Role: c.cfg.Role})
 	c.mu.Lock()
 	if err != nil {

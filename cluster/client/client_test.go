@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -446,6 +447,16 @@ func (p *pausableProxy) release() {
 	}
 }
 
+// drop closes the connections made so far; new ones are made as before.
+func (p *pausableProxy) drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
 func (p *pausableProxy) close() {
 	p.ln.Close()
 	p.release()
@@ -707,4 +718,46 @@ func TestAttemptTimeout(t *testing.T) {
 			requireKeysExactly(t, api, labels)
 		})
 	}
+}
+
+// TestLoginCarriesThePasswordChange checks that the Client's logins carry
+// the index of its last write to users: after the Client changes its own
+// password, a re-login on an HSM whose replica has not applied the change
+// yet (cut off from Raft) waits for it there and reports the replica
+// behind, rather than trying the new password against the old one (a
+// failed login, towards the user's lock); once the HSM catches up, the
+// login succeeds.
+func TestLoginCarriesThePasswordChange(t *testing.T) {
+	const frank, newPassword = "frank", "frank-password-2"
+	c := nodetest.New(t, 3)
+	c.CreateCryptoUser(c.Leader().Index, frank, password)
+	c.WaitConverged()
+	f := c.Followers()[0]
+	cfg := config(t, c, frank, password)
+	cfg.HealthInterval = 50 * time.Millisecond
+	proxy := newPausableProxy(t, cfg.Endpoints[f.Index].Addr)
+	cfg.Endpoints[f.Index].Addr = proxy.addr()
+	cl, err := client.New(opContext(t), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, cl.Close()) })
+	requireAllHealthy(t, cl)
+	api := hsmv1.NewHsmServiceClient(cl)
+	key := createKey(t, api, "login-index")
+	c.WaitConverged()
+
+	c.CutOff(f.Index)
+	_, err = api.ChangePassword(opContext(t), &hsmv1.ChangePasswordRequest{Username: frank, NewPassword: newPassword})
+	require.NoError(t, err)
+
+	proxy.drop() // the HSM ends the Client's session there
+	require.Eventually(t, func() bool {
+		require.NoError(t, roundTrip(opContext(t), api, key, []byte("on the others")))
+		h := cl.Health()[f.Index]
+		require.NotContains(t, h.LastError, "permission denied", "the new password was tried against the old")
+		return strings.Contains(h.LastError, "replica behind")
+	}, 20*time.Second, 20*time.Millisecond, "the re-login waits for the change: %+v", cl.Health()[f.Index])
+
+	require.NoError(t, c.Heal())
+	require.Eventually(t, func() bool { return cl.Health()[f.Index].Healthy }, 20*time.Second, 20*time.Millisecond,
+		"logged in again once the HSM caught up: %+v", cl.Health()[f.Index])
 }

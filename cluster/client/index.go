@@ -73,6 +73,14 @@ func (t *indexTracker) wrote(index uint64, args, reply any) {
 	}
 }
 
+// forLogin returns the index a login must carry: that of the last write
+// to users (a new user, a changed password) this Client made.
+func (t *indexTracker) forLogin() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.other
+}
+
 // forCall returns the index a key-scoped call must carry, and false for
 // any other call (which carries the Client-wide observed index).
 func (t *indexTracker) forCall(args any) (uint64, bool) {

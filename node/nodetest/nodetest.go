@@ -248,6 +248,44 @@ func (c *Cluster) Restart(i int) {
 	c.run(c.Nodes[i])
 }
 
+// CutOff blocks node i's Raft links with every other node, on both sides,
+// until Heal: it hears of no write. It replaces the nodes' link faults
+// (ClusterService.SetFaults).
+func (c *Cluster) CutOff(i int) {
+	c.t.Helper()
+	block := func(at int, peers ...int) {
+		req := &hsmv1.SetFaultsRequest{}
+		for _, p := range peers {
+			req.Faults = append(req.Faults, &hsmv1.LinkFault{Peer: c.Nodes[p].RaftAddr(), Blocked: true})
+		}
+		_, err := c.Control(at).SetFaults(context.Background(), req)
+		require.NoError(c.t, err, "faults of %s", c.Nodes[at].ID())
+	}
+	var others []int
+	for j := range c.Nodes {
+		if j != i {
+			others = append(others, j)
+			block(j, i)
+		}
+	}
+	block(i, others...)
+}
+
+// Heal removes every running node's link faults, and returns the first
+// error.
+func (c *Cluster) Heal() error {
+	var first error
+	for i, nd := range c.Nodes {
+		if !nd.running {
+			continue
+		}
+		if _, err := c.Control(i).SetFaults(context.Background(), &hsmv1.SetFaultsRequest{}); err != nil && first == nil {
+			first = fmt.Errorf("heal %s: %w", nd.ID(), err)
+		}
+	}
+	return first
+}
+
 // Running reports whether node i is up.
 func (c *Cluster) Running(i int) bool { return c.Nodes[i].running }
 
