@@ -16,7 +16,10 @@
 # The Encrypt workloads load two floors beside hsmsim: the in-process one
 # (--floor) and the same no-op endpoint run as a process of its own
 # (--floor-process, "floor-proc"), the floor of any endpoint that, like
-# hsmsim's, is a process apart from the load tool.
+# hsmsim's, is a process apart from the load tool. Decrypt and
+# GenerateDataKey alternate with Encrypt on the same endpoint
+# (--compare-op), so that "first ÷" on Encrypt's row is their ratio to
+# Encrypt within the same runs.
 set -euo pipefail
 
 dir=${1:?deployment directory}
@@ -31,8 +34,8 @@ duration=${DURATION:-8s}
 workloads=(
 	"--op encrypt --concurrency 64 --floor --floor-process --duration $duration"
 	"--op encrypt --concurrency 1 --floor --floor-process --duration $duration"
-	"--op decrypt --concurrency 64 --duration $duration"
-	"--op generate-data-key --concurrency 64 --duration $duration"
+	"--op decrypt --compare-op encrypt --concurrency 64 --duration $duration"
+	"--op generate-data-key --compare-op encrypt --concurrency 64 --duration $duration"
 	"--op create-key --concurrency 32 --requests 1000 --warmup 300ms"
 	"--op create-key --concurrency 32 --requests 1000 --warmup 300ms --client raw"
 )
