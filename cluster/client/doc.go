@@ -46,6 +46,11 @@
 // a new leader is elected, and crypto must not wait for an election
 // (DESIGN.md invariant 6).
 //
+// A login carries the index of the Client's last write to users, such as
+// the change of its own password: the HSM checks the password once its
+// replica has that change, so that a re-login on a lagging HSM is not
+// refused and counted towards the user's lock.
+//
 // # Batching
 //
 // Crypto calls (Encrypt, Decrypt, Sign, Verify, GenerateMac, VerifyMac,
