@@ -8,13 +8,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/hsmsim/hsmsim/internal/cputime"
 	"github.com/hsmsim/hsmsim/kmsproxy"
 	"github.com/hsmsim/hsmsim/kmsproxy/awsjson"
 	"github.com/hsmsim/hsmsim/kmsproxy/sigv4"
@@ -34,16 +34,6 @@ type benchEncryptOutput struct {
 	CiphertextBlob      []byte `json:"CiphertextBlob"`
 	KeyID               string `json:"KeyId"`
 	EncryptionAlgorithm string `json:"EncryptionAlgorithm"`
-}
-
-// processCPU is the CPU time the process has used, user and system: on a
-// busy machine, CPU per operation varies far less than wall time.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // discardWriter is a ResponseWriter that keeps nothing but the status.
@@ -103,7 +93,7 @@ func BenchmarkServeEncrypt(b *testing.B) {
 			}
 			w := &discardWriter{h: http.Header{}}
 			b.ReportAllocs()
-			cpu0 := processCPU()
+			cpu0 := cputime.Self()
 			for b.Loop() {
 				r.Body = io.NopCloser(bytes.NewReader(body))
 				clear(w.h)
@@ -113,7 +103,7 @@ func BenchmarkServeEncrypt(b *testing.B) {
 					b.Fatalf("status %d", w.status)
 				}
 			}
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Self()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }

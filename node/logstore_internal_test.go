@@ -2,14 +2,14 @@ package node
 
 import (
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/bbolt"
+
+	"github.com/hsmsim/hsmsim/internal/cputime"
 )
 
 // TestLogStoreReopens checks the Raft log store with logStoreOptions:
@@ -83,7 +83,7 @@ func BenchmarkLogStore(b *testing.B) {
 			}
 			next := uint64(appended + 1)
 			b.ResetTimer()
-			cpu0 := processCPU()
+			cpu0 := cputime.Self()
 			for range b.N {
 				if err := s.StoreLogs([]*raft.Log{{Index: next, Term: 1, Data: data}}); err != nil {
 					b.Fatal(err)
@@ -96,16 +96,7 @@ func BenchmarkLogStore(b *testing.B) {
 				next++
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Self()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
-}
-
-// processCPU is the CPU time the process has used, user and system.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -3,27 +3,17 @@ package client_test
 import (
 	"context"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/hsmsim/hsmsim/cluster/client"
+	"github.com/hsmsim/hsmsim/internal/cputime"
 	"github.com/hsmsim/hsmsim/node"
 	"github.com/hsmsim/hsmsim/node/nodetest"
 	hsmv1 "github.com/hsmsim/hsmsim/proto/hsm/v1"
 )
-
-// processCPU is the CPU time the process has used, user and system: on a
-// busy machine, CPU per operation varies far less than wall time.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkEncrypt64 measures the HSM hop of a KMS Encrypt: AES-GCM of 64
 // bytes through a Client spread over a 3-HSM in-process cluster, with 32
@@ -58,7 +48,7 @@ func BenchmarkEncrypt64(b *testing.B) {
 	const callers = 32
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0, start := processCPU(), time.Now()
+	cpu0, start := cputime.Self(), time.Now()
 	work := make(chan struct{}, callers)
 	var wg sync.WaitGroup
 	for range callers {
@@ -77,6 +67,6 @@ func BenchmarkEncrypt64(b *testing.B) {
 	close(work)
 	wg.Wait()
 	b.StopTimer()
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Self()-cpu0)/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
 }
